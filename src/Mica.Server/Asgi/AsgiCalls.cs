@@ -1,0 +1,85 @@
+using System.Runtime.InteropServices;
+using Mica.Server.Python;
+
+namespace Mica.Server.Asgi;
+
+/// <summary>
+/// The <c>_mica</c> functions asgi.py calls for each request. Each is an unmanaged entry point: it
+/// catches everything and raises it in Python, so no C# exception crosses into the interpreter.
+/// </summary>
+internal static unsafe class AsgiCalls
+{
+    public static IEnumerable<NativeModule.Function> Functions =>
+    [
+        new("send", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&Send, NativeModule.MethFastCall),
+        new("receive", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&Receive, NativeModule.MethFastCall),
+        new("wait_disconnect", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&WaitDisconnect, NativeModule.MethFastCall),
+        new("finish", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&Finish, NativeModule.MethFastCall),
+    ];
+
+    /// <summary>send(handle, status, headers, body, more_body, future)</summary>
+    [UnmanagedCallersOnly]
+    private static nint Send(nint self, nint* args, nint nargs)
+    {
+        try
+        {
+            var exchange = Exchange(args, nargs, 6);
+            var more = Py.ObjectIsTrue(args[4]);
+            if (more < 0) throw PythonException.Fetch();
+            exchange.Send(args[1], args[2], args[3], more == 1, args[5]);
+            return NoneResult();
+        }
+        catch (Exception e) { return NativeModule.RaiseFrom(e); }
+    }
+
+    /// <summary>receive(handle, future)</summary>
+    [UnmanagedCallersOnly]
+    private static nint Receive(nint self, nint* args, nint nargs)
+    {
+        try
+        {
+            Exchange(args, nargs, 2).Receive(args[1]);
+            return NoneResult();
+        }
+        catch (Exception e) { return NativeModule.RaiseFrom(e); }
+    }
+
+    /// <summary>wait_disconnect(handle, future)</summary>
+    [UnmanagedCallersOnly]
+    private static nint WaitDisconnect(nint self, nint* args, nint nargs)
+    {
+        try
+        {
+            Exchange(args, nargs, 2).WaitDisconnect(args[1]);
+            return NoneResult();
+        }
+        catch (Exception e) { return NativeModule.RaiseFrom(e); }
+    }
+
+    /// <summary>finish(handle)</summary>
+    [UnmanagedCallersOnly]
+    private static nint Finish(nint self, nint* args, nint nargs)
+    {
+        try
+        {
+            Exchange(args, nargs, 1).Finish();
+            return NoneResult();
+        }
+        catch (Exception e) { return NativeModule.RaiseFrom(e); }
+    }
+
+    private static AsgiExchange Exchange(nint* args, nint nargs, int expected)
+    {
+        if (nargs != expected) throw new PythonError(Py.ExcTypeError, $"expected {expected} arguments, got {nargs}");
+        var handle = Py.LongAsLong(args[0]);
+        if (handle == -1 && Py.ErrOccurred() != 0) throw PythonException.Fetch();
+        return AsgiServer.Current?.Handles.Get(handle)
+            ?? throw new PythonError(Py.ExcRuntimeError, "this request has already finished");
+    }
+
+    private static nint NoneResult()
+    {
+        Py.IncRef(Py.None);
+        return Py.None;
+    }
+}

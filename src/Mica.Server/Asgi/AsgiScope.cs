@@ -1,0 +1,243 @@
+using System.Buffers;
+using System.Net;
+using System.Text;
+using Mica.Server.Python;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Mica.Server.Asgi;
+
+/// <summary>
+/// Builds the ASGI <c>http</c> scope dict from Kestrel's request features, on the Python thread.
+/// Keys and recurring values (methods, header names, versions) are Python objects created once;
+/// per request only the dict, tuples and the genuinely variable strings/bytes are allocated.
+/// </summary>
+internal sealed unsafe class AsgiScope
+{
+    // Interned keys, kept for the worker's life.
+    private readonly nint _type = PyStr.Intern("type"), _asgi = PyStr.Intern("asgi"), _version = PyStr.Intern("version"),
+        _specVersion = PyStr.Intern("spec_version"), _httpVersion = PyStr.Intern("http_version"), _server = PyStr.Intern("server"),
+        _client = PyStr.Intern("client"), _scheme = PyStr.Intern("scheme"), _method = PyStr.Intern("method"),
+        _rootPath = PyStr.Intern("root_path"), _path = PyStr.Intern("path"), _rawPath = PyStr.Intern("raw_path"),
+        _queryString = PyStr.Intern("query_string"), _headers = PyStr.Intern("headers"), _state = PyStr.Intern("state");
+
+    private readonly nint _http = PyStr.Intern("http"), _asgiVersion = PyStr.Intern("3.0"), _asgiSpecVersion = PyStr.Intern("2.3"),
+        _http10 = PyStr.Intern("1.0"), _http11 = PyStr.Intern("1.1"), _http2 = PyStr.Intern("2"), _httpScheme = PyStr.Intern("http"),
+        _emptyBytes, _rootPathValue;
+
+    private readonly Dictionary<string, nint> _methods = new(StringComparer.Ordinal);
+    // Header names as lowercase bytes. Bounded so that a client inventing names cannot grow it forever.
+    private readonly Dictionary<string, nint> _headerNames = new(StringComparer.Ordinal);
+    private const int MaxCachedHeaderNames = 512;
+
+    private (IPAddress? Address, int Port, nint Tuple) _lastServer;
+    private (IPAddress? Address, nint Str) _lastClientHost;
+
+    public AsgiScope(string rootPath)
+    {
+        _emptyBytes = PyStr.Bytes([]).Release();
+        _rootPathValue = PyStr.New(rootPath).Release();
+    }
+
+    /// <param name="state">The lifespan state dict to copy into the scope, or 0 when there is no lifespan.</param>
+    public PyRef Build(IHttpRequestFeature request, IHttpConnectionFeature connection, nint state)
+    {
+        try { return BuildScope(request, connection, state); }
+        finally { ReleaseTransient(); }
+    }
+
+    private PyRef BuildScope(IHttpRequestFeature request, IHttpConnectionFeature connection, nint state)
+    {
+        using var scope = PyRef.Steal(Py.DictNew());
+        var d = scope.Handle;
+        Set(d, _type, _http);
+        using (var asgi = PyRef.Steal(Py.DictNew()))
+        {
+            Set(asgi.Handle, _version, _asgiVersion);
+            Set(asgi.Handle, _specVersion, _asgiSpecVersion);
+            Set(d, _asgi, asgi.Handle);
+        }
+        Set(d, _httpVersion, request.Protocol switch
+        {
+            "HTTP/1.1" => _http11,
+            "HTTP/2" => _http2,
+            _ => _http10,
+        });
+        Set(d, _server, ServerTuple(connection));
+        using (var client = ClientTuple(connection)) Set(d, _client, client.Handle);
+        Set(d, _scheme, _httpScheme);
+        Set(d, _method, Method(request.Method));
+        Set(d, _rootPath, _rootPathValue);
+        SetTarget(d, request);
+        using (var headers = Headers(request.Headers)) Set(d, _headers, headers.Handle);
+        if (state != 0)
+        {
+            using var copy = PyRef.Steal(Py.DictCopy(state));
+            Set(d, _state, copy.Handle);
+        }
+        return PyRef.Borrow(d);
+    }
+
+    private static void Set(nint dict, nint key, nint value)
+    {
+        if (Py.DictSetItem(dict, key, value) != 0) throw PythonException.Fetch();
+    }
+
+    private nint Method(string method)
+    {
+        if (_methods.TryGetValue(method, out var m)) return m;
+        m = PyStr.New(method).Release();
+        if (_methods.Count < 64) _methods[method] = m;
+        else _transient.Add(m);   // unusual method: used once, released after the scope is built
+        return m;
+    }
+
+    // Objects not worth caching, used by one scope and released by ReleaseTransient.
+    private readonly List<nint> _transient = [];
+
+    /// <summary>Drops the one-off objects the scope now holds its own references to.</summary>
+    private void ReleaseTransient()
+    {
+        foreach (var o in _transient) Py.DecRef(o);
+        _transient.Clear();
+    }
+
+    private nint ServerTuple(IHttpConnectionFeature connection)
+    {
+        var (address, port) = (connection.LocalIpAddress, connection.LocalPort);
+        if (_lastServer.Tuple != 0 && port == _lastServer.Port && Equals(address, _lastServer.Address))
+            return _lastServer.Tuple;
+        if (_lastServer.Tuple != 0) Py.DecRef(_lastServer.Tuple);
+        _lastServer = (address, port, AddressTuple(address, port).Release());
+        return _lastServer.Tuple;
+    }
+
+    private PyRef ClientTuple(IHttpConnectionFeature connection)
+    {
+        var address = connection.RemoteIpAddress;
+        if (address is null) return PyRef.Borrow(Py.None);
+        if (_lastClientHost.Str == 0 || !address.Equals(_lastClientHost.Address))
+        {
+            if (_lastClientHost.Str != 0) Py.DecRef(_lastClientHost.Str);
+            _lastClientHost = (address, PyStr.New(HostString(address)).Release());
+        }
+        using var port = PyRef.Steal(Py.LongFromLong(connection.RemotePort));
+        using var tuple = PyRef.Steal(Py.TupleNew(2));
+        Py.IncRef(_lastClientHost.Str);
+        Py.TupleSetItem(tuple.Handle, 0, _lastClientHost.Str);
+        Py.TupleSetItem(tuple.Handle, 1, port.Release());
+        return PyRef.Borrow(tuple.Handle);
+    }
+
+    private static PyRef AddressTuple(IPAddress? address, int port)
+    {
+        if (address is null) return PyRef.Borrow(Py.None);
+        using var tuple = PyRef.Steal(Py.TupleNew(2));
+        Py.TupleSetItem(tuple.Handle, 0, PyStr.New(HostString(address)).Release());
+        Py.TupleSetItem(tuple.Handle, 1, PyRef.Steal(Py.LongFromLong(port)).Release());
+        return PyRef.Borrow(tuple.Handle);
+    }
+
+    private static string HostString(IPAddress address) =>
+        address.IsIPv4MappedToIPv6 ? address.MapToIPv4().ToString() : address.ToString();
+
+    /// <summary>
+    /// <c>path</c> (percent-decoded, UTF-8), <c>raw_path</c> and <c>query_string</c> from the raw
+    /// request target. Kestrel's own <c>Path</c> is not used: it keeps <c>%2F</c> encoded and
+    /// removes dot segments, while ASGI wants the target as sent, fully decoded.
+    /// </summary>
+    private void SetTarget(nint d, IHttpRequestFeature request)
+    {
+        var target = request.RawTarget;
+        if (target.Length == 0 || target[0] != '/')
+            target = request.Path + request.QueryString;   // absolute-form or '*': use what Kestrel parsed
+        if (target.Length == 0) target = "/";
+        var q = target.IndexOf('?');
+        var rawPath = q < 0 ? target.AsSpan() : target.AsSpan(0, q);
+        var query = q < 0 ? [] : target.AsSpan(q + 1);
+
+        var rawLength = Encoding.UTF8.GetByteCount(rawPath);
+        var rented = rawLength > 512 ? ArrayPool<byte>.Shared.Rent(rawLength * 2) : null;
+        var buffer = rented ?? stackalloc byte[1024];
+        try
+        {
+            var raw = buffer[..rawLength];
+            Encoding.UTF8.GetBytes(rawPath, raw);
+            using (var rawBytes = PyStr.Bytes(raw)) Set(d, _rawPath, rawBytes.Handle);
+            var decoded = buffer.Slice(rawLength, rawLength);
+            var n = PercentDecode(raw, decoded);
+            fixed (byte* p = decoded)
+            {
+                using var path = PyRef.Steal(Py.UnicodeDecodeUTF8(p, n, PyStr.Utf8Z("replace")));
+                Set(d, _path, path.Handle);
+            }
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+        if (query.IsEmpty) Set(d, _queryString, _emptyBytes);
+        else
+        {
+            using var qs = PyStr.Latin1Bytes(query.ToString());
+            Set(d, _queryString, qs.Handle);
+        }
+    }
+
+    /// <summary>%XX → byte; a malformed escape is kept as it is (as urllib.parse.unquote does).</summary>
+    internal static int PercentDecode(ReadOnlySpan<byte> source, Span<byte> destination)
+    {
+        var n = 0;
+        for (var i = 0; i < source.Length; i++)
+        {
+            var c = source[i];
+            if (c == '%' && i + 2 < source.Length
+                && HexValue(source[i + 1]) is var hi and >= 0 && HexValue(source[i + 2]) is var lo and >= 0)
+            {
+                destination[n++] = (byte)(hi << 4 | lo);
+                i += 2;
+            }
+            else destination[n++] = c;
+        }
+        return n;
+    }
+
+    private static int HexValue(byte c) => c switch
+    {
+        >= (byte)'0' and <= (byte)'9' => c - '0',
+        >= (byte)'a' and <= (byte)'f' => c - 'a' + 10,
+        >= (byte)'A' and <= (byte)'F' => c - 'A' + 10,
+        _ => -1,
+    };
+
+    /// <summary>
+    /// [(name, value), ...] as lowercase-name byte pairs. Kestrel groups values by header name, so the
+    /// order of different names may differ from the wire, which the ASGI spec allows ("order of header
+    /// names is not important"); the order of values of one name is kept.
+    /// </summary>
+    private PyRef Headers(Microsoft.AspNetCore.Http.IHeaderDictionary headers)
+    {
+        using var list = PyRef.Steal(Py.ListNew(0));
+        foreach (var (name, values) in headers)
+        {
+            var nameObj = HeaderName(name);
+            foreach (var value in values)
+            {
+                using var tuple = PyRef.Steal(Py.TupleNew(2));
+                Py.IncRef(nameObj);
+                Py.TupleSetItem(tuple.Handle, 0, nameObj);
+                Py.TupleSetItem(tuple.Handle, 1, PyStr.Latin1Bytes(value ?? "").Release());
+                if (Py.ListAppend(list.Handle, tuple.Handle) != 0) throw PythonException.Fetch();
+            }
+        }
+        return PyRef.Borrow(list.Handle);
+    }
+
+    private nint HeaderName(string name)
+    {
+        if (_headerNames.TryGetValue(name, out var cached)) return cached;
+        var obj = PyStr.Latin1Bytes(name.ToLowerInvariant()).Release();
+        if (_headerNames.Count < MaxCachedHeaderNames) _headerNames[name] = obj;
+        else _transient.Add(obj);
+        return obj;
+    }
+}

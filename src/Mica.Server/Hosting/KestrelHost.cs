@@ -1,0 +1,36 @@
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Mica.Server.Hosting;
+
+/// <summary>
+/// Kestrel, built directly (no generic host: it costs start-up time and buys nothing here), serving
+/// the listening socket the master bound and handed down.
+/// </summary>
+internal static class KestrelHost
+{
+    public static async Task<KestrelServer> StartAsync<TContext>(WorkerConfig config, IHttpApplication<TContext> application)
+        where TContext : notnull
+    {
+        ILoggerFactory loggers = NullLoggerFactory.Instance;
+        var options = new KestrelServerOptions
+        {
+            AddServerHeader = false,
+            ApplicationServices = new ServiceCollection().AddSingleton(loggers).BuildServiceProvider(),
+        };
+        options.Limits.RequestHeadersTimeout = TimeSpan.FromMilliseconds(config.HeaderReadTimeoutMs);
+        // Python apps decide how much body they accept (Granian sets no limit either).
+        options.Limits.MaxRequestBodySize = null;
+        options.ListenHandle((ulong)config.ListenFd, listen => listen.Protocols = HttpProtocols.Http1);
+
+        var transport = new SocketTransportFactory(Options.Create(new SocketTransportOptions()), loggers);
+        var server = new KestrelServer(Options.Create(options), transport, loggers);
+        await server.StartAsync(application, CancellationToken.None);
+        return server;
+    }
+}

@@ -1,0 +1,41 @@
+using System.Text.Json.Serialization;
+
+namespace Mica.Server.Hosting;
+
+/// <summary>
+/// Everything a worker needs to know, sent by the master as the first line on the worker's control
+/// pipe (JSON). Validated by the master; the worker trusts it.
+/// </summary>
+public sealed record WorkerConfig
+{
+    public required int WorkerId { get; init; }
+    public required string Target { get; init; }
+    public required string Interface { get; init; }       // auto | asgi | asginl | rsgi | wsgi
+    public bool Factory { get; init; }
+    public required string WorkingDir { get; init; }
+    public string? Python { get; init; }
+    public string Loop { get; init; } = "auto";
+    public required int ListenFd { get; init; }
+    public string UrlPathPrefix { get; init; } = "";
+    public int HeaderReadTimeoutMs { get; init; } = 30_000;
+    public bool KeepAlive { get; init; } = true;
+    public string LogLevel { get; init; } = "info";
+    public double ShutdownTimeoutSeconds { get; init; } = 30;
+}
+
+/// <summary>What a worker tells the master, one JSON object per line.</summary>
+public sealed record WorkerMessage
+{
+    public const string Ready = "ready", Failed = "failed";
+
+    public required string Event { get; init; }
+    /// <summary>For <see cref="Failed"/>: load | lifespan | internal.</summary>
+    public string? Reason { get; init; }
+    public string? Message { get; init; }
+    public string? Traceback { get; init; }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(WorkerConfig))]
+[JsonSerializable(typeof(WorkerMessage))]
+public sealed partial class ControlJson : JsonSerializerContext;

@@ -1,0 +1,90 @@
+using System.IO.Pipes;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+
+namespace Mica.Server.Hosting;
+
+/// <summary>
+/// A worker process: <c>mica __worker FROM_MASTER_FD TO_MASTER_FD</c>, started by the master only.
+/// Reads its <see cref="WorkerConfig"/> from the master, starts Python and Kestrel, reports
+/// ready or failed, and stops gracefully on SIGTERM/SIGINT/SIGQUIT or when the master goes away.
+/// </summary>
+public static class WorkerProgram
+{
+    public const string Command = "__worker";
+
+    public static int Run(string fromMasterHandle, string toMasterHandle)
+    {
+        using var fromMaster = new AnonymousPipeClientStream(PipeDirection.In, fromMasterHandle);
+        using var toMaster = new AnonymousPipeClientStream(PipeDirection.Out, toMasterHandle);
+        var config = ReadConfig(fromMaster);
+        Log.Level = Log.Parse(config.LogLevel);
+        return RunAsync(config, fromMaster, toMaster).GetAwaiter().GetResult();
+    }
+
+    private static WorkerConfig ReadConfig(Stream fromMaster)
+    {
+        // One line of JSON; read byte by byte so nothing after it is consumed by a buffer.
+        var line = new List<byte>();
+        int b;
+        while ((b = fromMaster.ReadByte()) is not (-1 or '\n')) line.Add((byte)b);
+        return JsonSerializer.Deserialize(line.ToArray(), ControlJson.Default.WorkerConfig)
+            ?? throw new InvalidOperationException("no worker configuration from the master");
+    }
+
+    private static async Task<int> RunAsync(WorkerConfig config, Stream fromMaster, Stream toMaster)
+    {
+        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnStopSignal);
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnStopSignal);
+        using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, OnStopSignal);
+        _ = WatchMasterAsync(fromMaster, stop);
+
+        var python = new PythonHost(config);
+        python.Start();
+        var failure = await python.Started;
+        if (failure is not null)
+        {
+            Send(toMaster, new WorkerMessage { Event = WorkerMessage.Failed, Reason = failure.Reason, Message = failure.Message, Traceback = failure.Traceback });
+            return 1;
+        }
+
+        var kestrel = await KestrelHost.StartAsync(config, python.Server);
+        Send(toMaster, new WorkerMessage { Event = WorkerMessage.Ready });
+        await stop.Task;
+
+        // Drain HTTP first (in-flight requests need the event loop), then lifespan shutdown.
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(config.ShutdownTimeoutSeconds)))
+            await kestrel.StopAsync(timeout.Token);
+        python.BeginShutdown();
+        await Task.WhenAny(python.Stopped, Task.Delay(TimeSpan.FromSeconds(config.ShutdownTimeoutSeconds)));
+        kestrel.Dispose();
+        return 0;
+
+        void OnStopSignal(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.TrySetResult();
+        }
+    }
+
+    /// <summary>The master never closes its end while it lives: end of stream means it is gone.</summary>
+    private static async Task WatchMasterAsync(Stream fromMaster, TaskCompletionSource stop)
+    {
+        var buffer = new byte[64];
+        try
+        {
+            while (await fromMaster.ReadAsync(buffer) > 0) { }
+        }
+        catch (IOException) { }
+        stop.TrySetResult();
+    }
+
+    private static void Send(Stream toMaster, WorkerMessage message)
+    {
+        var json = JsonSerializer.Serialize(message, ControlJson.Default.WorkerMessage);
+        toMaster.Write(Encoding.UTF8.GetBytes(json + "\n"));
+        toMaster.Flush();
+    }
+}

@@ -1,0 +1,144 @@
+using System.CommandLine;
+using System.Reflection;
+
+namespace Mica.Cli;
+
+/// <summary>
+/// <c>mica [OPTIONS] APP</c>: maps the command line and the environment onto <see cref="ServerOptions"/>.
+/// A usage error is one line on stderr and exit code 2, as Granian (click) does.
+/// </summary>
+internal static class MicaCommand
+{
+    public const int UsageError = 2;
+
+    public static string Version =>
+        typeof(MicaCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0";
+
+    /// <summary>Parses; on success returns the options, otherwise the exit code to end with.</summary>
+    public static (ServerOptions? Options, int ExitCode) Parse(string[] args)
+    {
+        var table = new OptionTable();
+        var app = new Argument<string>("APP") { Description = "Application target to serve, as module:attribute (attribute defaults to 'app')" };
+        var version = new Option<bool>("--version") { Description = "Show the version and exit", Arity = ArgumentArity.Zero };
+        var root = new RootCommand("Mica: a fast HTTP server for Python ASGI apps, a drop-in replacement for Granian.") { app, version };
+        foreach (var option in root.Options.Where(o => o is VersionOption).ToList()) root.Options.Remove(option);
+        foreach (var entry in table.Entries)
+        {
+            root.Options.Add(entry.Option);
+            if (entry.Negation is not null) root.Options.Add(entry.Negation);
+        }
+
+        var (fromEnvironment, environmentError) = EnvironmentArguments(table, args);
+        if (environmentError is not null) return Fail(environmentError);
+        string[] all = [.. args, .. fromEnvironment];
+        var result = root.Parse(all);
+        if (result.GetResult(version) is { Implicit: false })
+        {
+            Console.Out.WriteLine($"mica {Version}");
+            return (null, 0);
+        }
+        if (result.Action is System.CommandLine.Help.HelpAction)
+            return (null, result.Invoke());
+        if (result.Errors.Count > 0)
+            return Fail(result.Errors[0].Message.StartsWith("Required argument 'APP' missing", StringComparison.Ordinal)
+                ? "Missing argument 'APP'."
+                : result.Errors[0].Message);
+
+        foreach (var entry in table.Entries)
+        {
+            var given = result.GetResult(entry.Option) is { Implicit: false } || (entry.Negation is not null && result.GetResult(entry.Negation) is { Implicit: false });
+            if (given && !entry.Implemented)
+                return Fail($"Option '{entry.Option.Name}' is not supported yet by Mica {Version}.");
+        }
+
+        var http = result.GetValue(table.Http)!;
+        if (http == "2") return Fail("Option '--http 2' is not supported yet by Mica (HTTP/1.1 only for now).");
+        var loop = result.GetValue(table.Loop)!;
+        if (loop is "rloop" or "winloop") return Fail($"Invalid value for '--loop': '{loop}' is not available in Mica (use auto, asyncio or uvloop).");
+
+        var workingDir = result.GetValue(table.WorkingDir);
+        if (workingDir is not null && !Directory.Exists(workingDir))
+            return Fail($"Invalid value for '--working-dir': Directory '{workingDir}' does not exist.");
+
+        var options = new ServerOptions
+        {
+            Target = result.GetValue(app)!,
+            Host = result.GetValue(table.Host)!,
+            Port = result.GetValue(table.Port),
+            Interface = result.GetValue(table.Interface)!,
+            Loop = loop,
+            Backlog = result.GetValue(table.Backlog),
+            HeaderReadTimeoutMs = result.GetValue(table.Http1HeaderReadTimeout),
+            KeepAlive = FlagValue(all, table, table.Http1KeepAlive, @default: true),
+            UrlPathPrefix = (result.GetValue(table.UrlPathPrefix) ?? "").TrimEnd('/'),
+            Factory = FlagValue(all, table, table.Factory, @default: false),
+            WorkingDir = Path.GetFullPath(workingDir ?? Directory.GetCurrentDirectory()),
+            LogLevel = result.GetValue(table.LogLevel)!,
+            WorkersKillTimeoutSeconds = result.GetValue(table.WorkersKillTimeout),
+            Python = result.GetValue(table.Python),
+        };
+        return (options, 0);
+    }
+
+    private static (ServerOptions?, int) Fail(string message)
+    {
+        Console.Error.WriteLine($"mica: error: {message} (see mica --help)");
+        return (null, UsageError);
+    }
+
+    /// <summary>For a --x/--no-x pair: the last one given wins; neither given means the default.</summary>
+    private static bool FlagValue(string[] args, OptionTable table, Option<bool> flag, bool @default)
+    {
+        var negation = table.Entries.First(e => e.Option == flag).Negation!;
+        var positive = Array.LastIndexOf(args, flag.Name);
+        var negative = Array.LastIndexOf(args, negation.Name);
+        return positive == negative ? @default : positive > negative;
+    }
+
+    /// <summary>
+    /// Options not on the command line but set in the environment (MICA_X, else GRANIAN_X), turned into
+    /// arguments so that they are parsed and validated exactly like the command line (an empty
+    /// variable counts as unset, booleans accept click's words, repeatable options split on ':' for
+    /// paths and on whitespace otherwise).
+    /// </summary>
+    internal static (List<string> Args, string? Error) EnvironmentArguments(OptionTable table, string[] args)
+    {
+        var added = new List<string>();
+        foreach (var entry in table.Entries)
+        {
+            var name = entry.Option.Name;
+            var negative = entry.Negation?.Name;
+            if (args.Any(a => a == name || a.StartsWith(name + "=", StringComparison.Ordinal) || a == negative)) continue;
+            var variable = "MICA_" + entry.EnvName;
+            var value = Environment.GetEnvironmentVariable(variable);
+            if (string.IsNullOrEmpty(value))
+            {
+                variable = "GRANIAN_" + entry.EnvName;
+                value = Environment.GetEnvironmentVariable(variable);
+            }
+            if (string.IsNullOrEmpty(value)) continue;
+
+            if (entry.Negation is not null)
+            {
+                var flag = ParseBool(value);
+                if (flag is null)
+                    return (added, $"Invalid value for '{name}' (from {variable}): '{value}' is not a valid boolean. Recognized values: 0, 1, f, false, n, no, off, on, t, true, y, yes");
+                added.Add(flag.Value ? name : negative!);
+            }
+            else if (entry.EnvSplit is { } separator)
+            {
+                var items = separator == ' ' ? value.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries) : value.Split(separator);
+                foreach (var item in items) added.AddRange([name, item]);
+            }
+            else added.AddRange([name, value]);
+        }
+        return (added, null);
+    }
+
+    internal static bool? ParseBool(string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "1" or "true" or "t" or "yes" or "y" or "on" => true,
+        "0" or "false" or "f" or "no" or "n" or "off" => false,
+        _ => null,
+    };
+}

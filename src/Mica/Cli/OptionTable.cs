@@ -1,0 +1,218 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Mica.Cli;
+
+/// <summary>
+/// Every command-line option, with Granian's names, types, defaults and ranges (from its
+/// <c>granian/cli.py</c>), plus Mica's own (<c>--python</c>). Each also reads the environment
+/// variable <c>MICA_&lt;NAME&gt;</c> or, failing that, <c>GRANIAN_&lt;NAME&gt;</c>, where NAME is
+/// Granian's parameter name (so <c>--ws</c> reads <c>MICA_WEBSOCKETS</c>, as Granian does).
+/// An option Mica does not implement yet is still recognised, so that using it gets a clear
+/// "not supported yet" instead of "no such option".
+/// </summary>
+internal sealed partial class OptionTable
+{
+    /// <summary>One option: its flag, the negating flag of a --x/--no-x pair, and its env name.</summary>
+    public sealed record Entry(Option Option, string EnvName, bool Implemented, Option<bool>? Negation = null, char? EnvSplit = null);
+
+    private readonly List<Entry> _entries = [];
+    public IReadOnlyList<Entry> Entries => _entries;
+
+    // Implemented.
+    public readonly Option<string> Host = Str("--host", "Host address to bind to", "127.0.0.1");
+    public readonly Option<int> Port = Int("--port", "Port to bind to (0: any free port)", 8000, min: 0, max: 65535);
+    public readonly Option<string> Interface = Choice("--interface", "Application interface type (auto: detected from the app, see docs)", "auto", "auto", "asgi", "asginl", "rsgi", "wsgi");
+    public readonly Option<string> Http = Choice("--http", "HTTP version", "auto", "auto", "1", "2");
+    public readonly Option<string> Loop = Choice("--loop", "Event loop implementation", "auto", "auto", "asyncio", "rloop", "uvloop", "winloop");
+    public readonly Option<int> Backlog = Int("--backlog", "Maximum number of connections to hold in backlog (globally)", 1024, min: 128);
+    public readonly Option<int> Http1HeaderReadTimeout = Int("--http1-header-read-timeout", "Sets a timeout (in milliseconds) to read headers", 30_000, min: 1, max: 60_000);
+    public readonly Option<bool> Http1KeepAlive = Flag("--http1-keep-alive", "Enables or disables HTTP/1 keep-alive", true);
+    public readonly Option<string?> UrlPathPrefix = OptionalStr("--url-path-prefix", "URL path prefix the app is mounted on");
+    public readonly Option<bool> Factory = Flag("--factory", "Treat target as a factory function, that should be invoked to build the actual target", false);
+    public readonly Option<string?> WorkingDir = OptionalStr("--working-dir", "Set the working directory");
+    public readonly Option<string> LogLevel = Choice("--log-level", "Log level", "info", "critical", "error", "warning", "warn", "info", "debug", "notset");
+    public readonly Option<int?> WorkersKillTimeout = Duration("--workers-kill-timeout", "The amount of time in seconds to wait for killing workers that refused to gracefully stop", min: 1, max: 1800);
+    public readonly Option<string?> Python = OptionalStr("--python", "Python interpreter to embed (default: $VIRTUAL_ENV/bin/python, else python3 on PATH)");
+
+    public OptionTable()
+    {
+        Register(Host, "HOST");
+        Register(Port, "PORT");
+        Register(Interface, "INTERFACE");
+        Register(Http, "HTTP");
+        Register(Loop, "LOOP");
+        Register(Backlog, "BACKLOG");
+        Register(Http1HeaderReadTimeout, "HTTP1_HEADER_READ_TIMEOUT");
+        Register(Http1KeepAlive, "HTTP1_KEEP_ALIVE");
+        Register(UrlPathPrefix, "URL_PATH_PREFIX");
+        Register(Factory, "FACTORY");
+        Register(WorkingDir, "WORKING_DIR");
+        Register(LogLevel, "LOG_LEVEL");
+        Register(WorkersKillTimeout, "WORKERS_KILL_TIMEOUT");
+        Register(Python, "PYTHON");
+
+        // Recognised, not implemented yet: using any of them is an error naming it.
+        Later(Str("--uds", "Unix Domain Socket to bind to", ""), "UDS");
+        Later(Str("--uds-permissions", "Unix Domain Socket file permissions (octal)", ""), "UDS_PERMISSIONS");
+        Later(Flag("--ws", "Enable websockets handling", true), "WEBSOCKETS");
+        Later(Int("--workers", "Number of worker processes", 1, min: 1), "WORKERS");
+        Later(Int("--blocking-threads", "Number of blocking threads (per worker)", 1, min: 1), "BLOCKING_THREADS");
+        Later(Duration("--blocking-threads-idle-timeout", "Idle timeout for blocking threads, in seconds", 5, 600, 30), "BLOCKING_THREADS_IDLE_TIMEOUT");
+        Later(Int("--runtime-threads", "Number of runtime threads (per worker)", 1, min: 1), "RUNTIME_THREADS");
+        Later(Int("--runtime-blocking-threads", "Number of runtime I/O blocking threads (per worker)", 512, min: 1), "RUNTIME_BLOCKING_THREADS");
+        Later(Choice("--runtime-mode", "Runtime mode to use (single/multi threaded)", "auto", "auto", "mt", "st"), "RUNTIME_MODE");
+        Later(Choice("--task-impl", "Async task implementation to use", "asyncio", "asyncio", "rust"), "TASK_IMPL");
+        Later(Int("--backpressure", "Maximum number of requests to process concurrently (per worker)", 1, min: 1), "BACKPRESSURE");
+        Later(Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections", 417_792, min: 8192), "HTTP1_BUFFER_SIZE");
+        Later(Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (experimental)", false), "HTTP1_PIPELINE_FLUSH");
+        Later(Flag("--http2-adaptive-window", "Sets whether to use an adaptive flow control for HTTP2", false), "HTTP2_ADAPTIVE_WINDOW");
+        Later(Int("--http2-initial-connection-window-size", "Sets the max connection-level flow control for HTTP2", 1_048_576, min: 1024), "HTTP2_INITIAL_CONNECTION_WINDOW_SIZE");
+        Later(Int("--http2-initial-stream-window-size", "Sets the SETTINGS_INITIAL_WINDOW_SIZE option for HTTP2 stream-level flow control", 1_048_576, min: 1024), "HTTP2_INITIAL_STREAM_WINDOW_SIZE");
+        Later(Int("--http2-keep-alive-interval", "Sets an interval (in milliseconds) for HTTP2 Ping frames", 0, min: 1, max: 60_000), "HTTP2_KEEP_ALIVE_INTERVAL");
+        Later(Duration("--http2-keep-alive-timeout", "Sets a timeout for receiving an acknowledgement of the HTTP2 keep-alive ping", 1, null, 20), "HTTP2_KEEP_ALIVE_TIMEOUT");
+        Later(Int("--http2-max-concurrent-streams", "Sets the SETTINGS_MAX_CONCURRENT_STREAMS option for HTTP2 connections", 200, min: 10), "HTTP2_MAX_CONCURRENT_STREAMS");
+        Later(Int("--http2-max-frame-size", "Sets the maximum frame size to use for HTTP2", 16_384, min: 1024), "HTTP2_MAX_FRAME_SIZE");
+        Later(Int("--http2-max-headers-size", "Sets the max size of received header frames", 16_777_216, min: 1), "HTTP2_MAX_HEADERS_SIZE");
+        Later(Int("--http2-max-send-buffer-size", "Set the maximum write buffer size for each HTTP/2 stream", 409_600, min: 1024), "HTTP2_MAX_SEND_BUFFER_SIZE");
+        Later(Flag("--log", "Enable logging", true), "LOG_ENABLED");
+        Later(Str("--log-config", "Logging configuration file (json)", ""), "LOG_CONFIG");
+        Later(Flag("--access-log", "Enable access log", false), "LOG_ACCESS_ENABLED");
+        Later(Str("--access-log-fmt", "Access log format", ""), "LOG_ACCESS_FMT");
+        Later(Str("--ssl-certificate", "SSL certificate file", ""), "SSL_CERTIFICATE");
+        Later(Str("--ssl-keyfile", "SSL key file", ""), "SSL_KEYFILE");
+        Later(Str("--ssl-keyfile-password", "SSL key password", ""), "SSL_KEYFILE_PASSWORD");
+        Later(Choice("--ssl-protocol-min", "Set the minimum supported protocol for SSL connections", "tls1.3", "tls1.2", "tls1.3"), "SSL_PROTOCOL_MIN");
+        Later(Str("--ssl-ca", "Root SSL certificate file for client verification", ""), "SSL_CA");
+        Later(Many("--ssl-crl", "SSL CRL file(s)"), "SSL_CRL", ':');
+        Later(Flag("--ssl-client-verify", "Verify clients SSL certificates", false), "SSL_CLIENT_VERIFY");
+        Later(Flag("--respawn-failed-workers", "Enable workers respawn on unexpected exit", false), "RESPAWN_FAILED_WORKERS");
+        Later(Str("--respawn-interval", "The number of seconds to sleep between workers respawn", "3.5"), "RESPAWN_INTERVAL");
+        Later(Duration("--rss-sample-interval", "The sample rate in seconds for the resource monitor", 1, 300, 30), "RSS_SAMPLE_INTERVAL");
+        Later(Int("--rss-samples", "The number of consecutive samples to consider a worker over resource limit", 1, min: 1), "RSS_SAMPLES");
+        Later(Duration("--workers-lifetime", "The maximum amount of time in seconds a worker will be kept alive before respawn", 60, null), "WORKERS_LIFETIME");
+        Later(Int("--workers-max-rss", "The maximum amount of memory (in MiB) a worker can consume before respawn", 1, min: 1), "WORKERS_MAX_RSS");
+        Later(Many("--env-files", "Environment file(s) to load (.env format)"), "ENV_FILES", ':');
+        Later(Many("--static-path-route", "Route(s) for static file serving"), "STATIC_PATH_ROUTE", ' ');
+        Later(Many("--static-path-mount", "Path(s) to mount for static file serving"), "STATIC_PATH_MOUNT", ':');
+        Later(Str("--static-path-dir-to-file", "File to serve when a directory is requested"), "STATIC_PATH_DIR_TO_FILE");
+        Later(Duration("--static-path-expires", "Cache headers expiration (in seconds) for static file serving; 0 to disable", 0, null, 86_400), "STATIC_PATH_EXPIRES");
+        Later(Flag("--metrics", "Enable the Prometheus metrics exporter", false), "METRICS_ENABLED");
+        Later(Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection", 1, 60, 15), "METRICS_SCRAPE_INTERVAL");
+        Later(Str("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1"), "METRICS_ADDRESS");
+        Later(Int("--metrics-port", "The port to bind the metrics exporter to", 9090), "METRICS_PORT");
+        Later(Flag("--reload", "Enable auto reload on application's files changes", false), "RELOAD");
+        Later(Many("--reload-paths", "Paths to watch for changes"), "RELOAD_PATHS", ':');
+        Later(Many("--reload-ignore-dirs", "Names of directories to ignore changes for"), "RELOAD_IGNORE_DIRS", ' ');
+        Later(Many("--reload-ignore-patterns", "File/directory name patterns (regex) to ignore changes for"), "RELOAD_IGNORE_PATTERNS", ' ');
+        Later(Many("--reload-ignore-paths", "Absolute paths to ignore changes for"), "RELOAD_IGNORE_PATHS", ':');
+        Later(Int("--reload-tick", "The tick frequency (in milliseconds) the reloader watch for changes", 50, min: 50, max: 5000), "RELOAD_TICK");
+        Later(Flag("--reload-ignore-worker-failure", "Ignore worker failures when auto reload is enabled", false), "RELOAD_IGNORE_WORKER_FAILURE");
+        Later(Str("--process-name", "Set a custom name for processes", ""), "PROCESS_NAME");
+        Later(Str("--pid-file", "A path to write the PID in", ""), "PID_FILE");
+    }
+
+    private void Register(Option option, string env, bool implemented = true, char? split = null)
+    {
+        Option<bool>? negation = null;
+        if (option is Option<bool> flag)
+        {
+            var negative = "--no-" + flag.Name[2..];
+            negation = new Option<bool>(negative) { Description = $"Disable {flag.Name}", Arity = ArgumentArity.Zero };
+        }
+        _entries.Add(new Entry(option, env, implemented, negation, split));
+    }
+
+    private void Later(Option option, string env, char? split = null) => Register(option, env, implemented: false, split);
+
+    // ------------------------------------------------------------------ option kinds
+
+    private static Option<string> Str(string name, string help, string @default = "") =>
+        new(name) { Description = help, DefaultValueFactory = _ => @default };
+
+    private static Option<string?> OptionalStr(string name, string help) => new(name) { Description = help };
+
+    private static Option<string[]> Many(string name, string help) =>
+        new(name) { Description = help, AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.ZeroOrMore };
+
+    private static Option<bool> Flag(string name, string help, bool @default) =>
+        new(name) { Description = help + (@default ? " [default: enabled]" : " [default: disabled]"), Arity = ArgumentArity.Zero };
+
+    private static Option<int> Int(string name, string help, int @default, int? min = null, int? max = null)
+    {
+        var option = new Option<int>(name) { Description = help, DefaultValueFactory = _ => @default };
+        option.CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+            if (!int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
+            {
+                result.AddError($"Invalid value for '{name}': '{text}' is not a valid integer.");
+                return 0;
+            }
+            if ((min is { } lo && value < lo) || (max is { } hi && value > hi))
+                result.AddError($"Invalid value for '{name}': {value} is not in the range {RangeText(min, max)}.");
+            return value;
+        };
+        return option;
+    }
+
+    private static string RangeText(int? min, int? max) => (min, max) switch
+    {
+        ({ } lo, { } hi) => $"{lo}<=x<={hi}",
+        ({ } lo, null) => $"x>={lo}",
+        (null, { } hi) => $"x<={hi}",
+        _ => "",
+    };
+
+    /// <summary>Seconds, as a number or as <c>1d2h3m4s</c> (units in that order), like Granian's Duration.</summary>
+    private static Option<int?> Duration(string name, string help, int min, int? max, int? @default = null)
+    {
+        var option = new Option<int?>(name) { Description = help, DefaultValueFactory = _ => @default };
+        option.CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+            var seconds = ParseDuration(text);
+            if (seconds is null)
+            {
+                result.AddError($"Invalid value for '{name}': '{text}' is not a valid duration");
+                return null;
+            }
+            if (seconds < min) result.AddError($"Invalid value for '{name}': '{text}' is less than the minimum allowed value of {min} seconds");
+            else if (max is { } hi && seconds > hi) result.AddError($"Invalid value for '{name}': '{text}' is greater than the maximum allowed value of {hi} seconds");
+            return seconds;
+        };
+        return option;
+    }
+
+    internal static int? ParseDuration(string text)
+    {
+        if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var plain)) return plain;
+        var m = DurationPattern().Match(text);
+        if (!m.Success || text.Length == 0) return null;
+        long total = 0;
+        int[] unit = [86_400, 3600, 60, 1];
+        for (var i = 0; i < 4; i++)
+            if (m.Groups[i + 1].Success) total += long.Parse(m.Groups[i + 1].Value, CultureInfo.InvariantCulture) * unit[i];
+        return total > int.MaxValue ? null : (int)total;
+    }
+
+    [GeneratedRegex(@"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")]
+    private static partial Regex DurationPattern();
+
+    /// <summary>A case-insensitive choice, normalised to lower case (Granian's EnumType).</summary>
+    private static Option<string> Choice(string name, string help, string @default, params string[] choices)
+    {
+        var option = new Option<string>(name) { Description = $"{help} [{string.Join("|", choices)}]", DefaultValueFactory = _ => @default };
+        option.CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+            var value = text.ToLowerInvariant();
+            if (!choices.Contains(value))
+                result.AddError($"Invalid value for '{name}': '{text}' is not one of {string.Join(", ", choices.Select(c => $"'{c}'"))}.");
+            return value;
+        };
+        return option;
+    }
+}

@@ -1,0 +1,62 @@
+using System.Net;
+using System.Net.Sockets;
+using Mica.Server.Native;
+
+namespace Mica;
+
+/// <summary>
+/// The listening socket, bound by the master and inherited by every worker. One shared accept queue
+/// means a worker that stops (reload, restart) strands no queued connection, and the master keeps
+/// the port while no worker runs (see docs/architecture.md).
+/// </summary>
+internal sealed class Listener : IDisposable
+{
+    private readonly Socket _socket;
+
+    public int Fd { get; }
+    public IPEndPoint EndPoint { get; }
+    public string Url => EndPoint.AddressFamily == AddressFamily.InterNetworkV6
+        ? $"http://[{EndPoint.Address}]:{EndPoint.Port}"
+        : $"http://{EndPoint.Address}:{EndPoint.Port}";
+
+    private Listener(Socket socket)
+    {
+        _socket = socket;
+        EndPoint = (IPEndPoint)socket.LocalEndPoint!;
+        Fd = (int)socket.SafeHandle.DangerousGetHandle();
+        Libc.ClearCloseOnExec(Fd);
+    }
+
+    /// <exception cref="StartupError">when the address cannot be bound.</exception>
+    public static Listener Bind(string host, int port, int backlog)
+    {
+        IPAddress address;
+        try
+        {
+            address = IPAddress.TryParse(host, out var ip) ? ip : Dns.GetHostAddresses(host)[0];
+        }
+        catch (Exception e) when (e is SocketException or IndexOutOfRangeException)
+        {
+            throw new StartupError($"cannot resolve host '{host}'");
+        }
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            // Restarting right after a stop must not fail on connections still in TIME_WAIT.
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            socket.Bind(new IPEndPoint(address, port));
+            socket.Listen(backlog);
+            return new Listener(socket);
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new StartupError($"cannot listen on {host}:{port}: {e.Message}");
+        }
+    }
+
+    public void Dispose() => _socket.Dispose();
+}
+
+/// <summary>A start-up failure to report in one line and end with exit code 1.</summary>
+internal sealed class StartupError(string message) : Exception(message);

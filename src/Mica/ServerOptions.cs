@@ -1,0 +1,21 @@
+namespace Mica;
+
+/// <summary>The server's configuration, validated once at the edge (the CLI) and trusted after.</summary>
+internal sealed record ServerOptions
+{
+    public required string Target { get; init; }
+    public string Host { get; init; } = "127.0.0.1";
+    public int Port { get; init; } = 8000;
+    public string Interface { get; init; } = "auto";
+    public string Loop { get; init; } = "auto";
+    public int Backlog { get; init; } = 1024;
+    public int HeaderReadTimeoutMs { get; init; } = 30_000;
+    public bool KeepAlive { get; init; } = true;
+    public string UrlPathPrefix { get; init; } = "";
+    public bool Factory { get; init; }
+    public required string WorkingDir { get; init; }
+    public string LogLevel { get; init; } = "info";
+    /// <summary>Null: wait for workers to stop for as long as they take (Granian's default).</summary>
+    public int? WorkersKillTimeoutSeconds { get; init; }
+    public string? Python { get; init; }
+}

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.IO.Pipes;
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+using Mica.Server;
+using Mica.Server.Hosting;
+using Mica.Server.Native;
+
+namespace Mica;
+
+internal enum WorkerState { Starting, Ready, Stopping, Exited }
+
+/// <summary>
+/// One worker process as the master sees it: the process, its two control pipes and its state.
+/// Everything it observes (a message, the exit) is posted to the supervisor's event channel;
+/// state changes happen in the supervisor loop only.
+/// </summary>
+internal sealed class WorkerProcess
+{
+    private readonly AnonymousPipeServerStream _toWorker;
+    private readonly AnonymousPipeServerStream _fromWorker;
+
+    public int Id { get; }
+    public Process Process { get; }
+    public int Pid { get; }
+    public WorkerState State { get; private set; } = WorkerState.Starting;
+    /// <summary>Set when the worker reported it could not start.</summary>
+    public WorkerMessage? Failure { get; set; }
+
+    private WorkerProcess(int id, Process process, AnonymousPipeServerStream toWorker, AnonymousPipeServerStream fromWorker)
+    {
+        Id = id;
+        Process = process;
+        Pid = process.Id;
+        _toWorker = toWorker;
+        _fromWorker = fromWorker;
+    }
+
+    public string Name => $"worker-{Id} (pid {Pid})";
+
+    public static WorkerProcess Spawn(int id, WorkerConfig config, ChannelWriter<SupervisorEvent> events)
+    {
+        var toWorker = new AnonymousPipeServerStream(PipeDirection.Out, HandleInheritability.Inheritable);
+        var fromWorker = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.Inheritable);
+        var start = new ProcessStartInfo(Environment.ProcessPath!) { UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
+            start.ArgumentList.Add(typeof(WorkerProcess).Assembly.Location);
+        start.ArgumentList.Add(WorkerProgram.Command);
+        start.ArgumentList.Add(toWorker.GetClientHandleAsString());
+        start.ArgumentList.Add(fromWorker.GetClientHandleAsString());
+        var process = Process.Start(start) ?? throw new StartupError("cannot start a worker process");
+        // Our copies of the child's ends must close, or end-of-stream would never be seen.
+        toWorker.DisposeLocalCopyOfClientHandle();
+        fromWorker.DisposeLocalCopyOfClientHandle();
+
+        var worker = new WorkerProcess(id, process, toWorker, fromWorker);
+        var json = JsonSerializer.Serialize(config, ControlJson.Default.WorkerConfig);
+        toWorker.Write(Encoding.UTF8.GetBytes(json + "\n"));
+        toWorker.Flush();
+        _ = worker.ReadMessagesAsync(events);
+        _ = worker.WaitForExitAsync(events);
+        return worker;
+    }
+
+    private async Task ReadMessagesAsync(ChannelWriter<SupervisorEvent> events)
+    {
+        using var reader = new StreamReader(_fromWorker, Encoding.UTF8);
+        try
+        {
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                var message = JsonSerializer.Deserialize(line, ControlJson.Default.WorkerMessage);
+                if (message is not null) await events.WriteAsync(new WorkerReported(this, message));
+            }
+        }
+        catch (Exception e) when (e is IOException or JsonException)
+        {
+            Log.Warning($"{Name}: unreadable control message: {e.Message}");
+        }
+    }
+
+    private async Task WaitForExitAsync(ChannelWriter<SupervisorEvent> events)
+    {
+        await Process.WaitForExitAsync();
+        await events.WriteAsync(new WorkerExited(this, Process.ExitCode));
+    }
+
+    public void MoveTo(WorkerState state)
+    {
+        Log.Debug($"{Name}: {State} -> {state}");
+        State = state;
+    }
+
+    /// <summary>Asks for a graceful stop (SIGTERM); the worker drains, runs lifespan shutdown and exits.</summary>
+    public void Stop()
+    {
+        if (State is WorkerState.Exited) return;
+        MoveTo(WorkerState.Stopping);
+        Libc.kill(Pid, Libc.SIGTERM);
+    }
+
+    public void Kill()
+    {
+        if (State is not WorkerState.Exited) Libc.kill(Pid, Libc.SIGKILL);
+    }
+
+    public void Exited()
+    {
+        MoveTo(WorkerState.Exited);
+        _toWorker.Dispose();
+        _fromWorker.Dispose();
+        Process.Dispose();
+    }
+}
+
+internal abstract record SupervisorEvent;
+internal sealed record SignalReceived(System.Runtime.InteropServices.PosixSignal Signal) : SupervisorEvent;
+internal sealed record WorkerReported(WorkerProcess Worker, WorkerMessage Message) : SupervisorEvent;
+internal sealed record WorkerExited(WorkerProcess Worker, int ExitCode) : SupervisorEvent;
+internal sealed record KillTimeout : SupervisorEvent;
