@@ -11,6 +11,8 @@ namespace Mica;
 /// </summary>
 internal sealed class Listener : IDisposable
 {
+    private const int SolSocket = 1, SoReuseAddr = 2;
+
     private readonly Socket _socket;
 
     public int Fd { get; }
@@ -42,8 +44,10 @@ internal sealed class Listener : IDisposable
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            // Restarting right after a stop must not fail on connections still in TIME_WAIT.
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            // SO_REUSEADDR only: restarting right after a stop must not fail on connections in
+            // TIME_WAIT. (.NET's ReuseAddress option also sets SO_REUSEPORT on Linux, which would let
+            // a second server silently share the port.)
+            socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
             socket.Bind(new IPEndPoint(address, port));
             socket.Listen(backlog);
             return new Listener(socket);
