@@ -58,8 +58,8 @@ internal sealed class WorkerProcess
         var json = JsonSerializer.Serialize(config, ControlJson.Default.WorkerConfig);
         toWorker.Write(Encoding.UTF8.GetBytes(json + "\n"));
         toWorker.Flush();
-        _ = worker.ReadMessagesAsync(events);
-        _ = worker.WaitForExitAsync(events);
+        var messages = worker.ReadMessagesAsync(events);
+        _ = worker.WaitForExitAsync(messages, events);
         return worker;
     }
 
@@ -80,9 +80,11 @@ internal sealed class WorkerProcess
         }
     }
 
-    private async Task WaitForExitAsync(ChannelWriter<SupervisorEvent> events)
+    private async Task WaitForExitAsync(Task messages, ChannelWriter<SupervisorEvent> events)
     {
         await Process.WaitForExitAsync();
+        // Its last words (e.g. why it failed) come before the news of its exit.
+        await messages;
         await events.WriteAsync(new WorkerExited(this, Process.ExitCode));
     }
 

@@ -99,6 +99,16 @@ def detect_interface(app):
     return None
 
 
+def _user_traceback(exc):
+    """The traceback of an app's failure without Mica's and importlib's own frames."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(("<mica>", "<frozen importlib"))
+              and not f.filename.endswith("importlib/__init__.py")]
+    lines = traceback.format_list(frames)
+    return "".join((["Traceback (most recent call last):\n"] + lines if lines else [])
+                   + traceback.format_exception_only(type(exc), exc))
+
+
 def load(target, factory, interface):
     """Returns ("ok", app, interface) or ("error", one_line_message, traceback_text)."""
     try:
@@ -112,7 +122,7 @@ def load(target, factory, interface):
         return ("ok", app, interface)
     except LoadError as exc:
         cause = exc.__cause__
-        tb = "".join(traceback.format_exception(cause)) if exc.show_traceback and cause else ""
+        tb = _user_traceback(cause) if exc.show_traceback and cause else ""
         return ("error", exc.line, tb)
 
 
