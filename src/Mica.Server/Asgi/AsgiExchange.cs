@@ -228,7 +228,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         _handle = _server.Handles.Add(this);
         try
         {
-            using var scope = _server.Scope.Build(_request, features.GetRequiredFeature<IHttpConnectionFeature>(), _server.LifespanState);
+            using var scope = _server.Scope.Build(_request, features.GetRequiredFeature<IHttpConnectionFeature>(), _server.State);
             using var handle = PyRef.Steal(Py.LongFromLong(_handle));
             PyRef body;
             bool more;

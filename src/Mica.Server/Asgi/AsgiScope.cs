@@ -38,7 +38,7 @@ internal sealed unsafe class AsgiScope
         _rootPathValue = PyStr.New(rootPath).Release();
     }
 
-    /// <param name="state">The lifespan state dict to copy into the scope, or 0 when there is no lifespan.</param>
+    /// <param name="state">The state dict a copy of which goes into the scope.</param>
     public PyRef Build(IHttpRequestFeature request, IHttpConnectionFeature connection, nint state)
     {
         try { return BuildScope(request, connection, state); }
@@ -69,11 +69,7 @@ internal sealed unsafe class AsgiScope
         Set(d, _rootPath, _rootPathValue);
         SetTarget(d, request);
         using (var headers = Headers(request.Headers)) Set(d, _headers, headers.Handle);
-        if (state != 0)
-        {
-            using var copy = PyRef.Steal(Py.DictCopy(state));
-            Set(d, _state, copy.Handle);
-        }
+        using (var copy = PyRef.Steal(Py.DictCopy(state))) Set(d, _state, copy.Handle);
         return PyRef.Borrow(d);
     }
 

@@ -23,8 +23,11 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>
     public nint DispatchFunction { get; }
     public nint ResolveFunction { get; }
     public nint EmptyBytes { get; }
-    /// <summary>The lifespan state dict copied into each scope; 0 without lifespan.</summary>
-    public nint LifespanState { get; private set; }
+    /// <summary>
+    /// The state dict copied into each scope: lifespan's, or an empty one without lifespan (Granian
+    /// always sets <c>state</c>).
+    /// </summary>
+    public nint State { get; private set; }
     private readonly nint _lifespan;
     private readonly nint _asgiModule, _workerModule, _loop;
 
@@ -37,6 +40,7 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>
         _asgiModule = PyRef.Borrow(asgiModule).Release();
         _loop = PyRef.Borrow(pyLoop).Release();
         EmptyBytes = PyStr.Bytes([]).Release();
+        State = PyRef.Steal(Py.DictNew()).Release();
         ResolveFunction = PyRef.Steal(Py.GetAttrString(workerModule, PyStr.Utf8Z("resolve"))).Release();
         DispatchFunction = PyCall.Method(asgiModule, "http_dispatcher", app, pyLoop).Release();
         if (config.Interface != "asginl")
@@ -55,7 +59,10 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>
         if (failure.Handle != Py.None) return (server, PyStr.Of(failure.Handle));
         using var supported = PyRef.Steal(Py.GetAttrString(server._lifespan, PyStr.Utf8Z("supported")));
         if (Py.ObjectIsTrue(supported.Handle) == 1)
-            server.LifespanState = PyRef.Steal(Py.GetAttrString(server._lifespan, PyStr.Utf8Z("state"))).Release();
+        {
+            Py.DecRef(server.State);
+            server.State = PyRef.Steal(Py.GetAttrString(server._lifespan, PyStr.Utf8Z("state"))).Release();
+        }
         return (server, null);
     }
 
