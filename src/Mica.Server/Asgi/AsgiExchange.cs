@@ -235,10 +235,14 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
             if (_hasRead) (body, more) = ConsumeRead();
             else if (_bodyComplete) (body, more) = (PyRef.Borrow(_server.EmptyBytes), false);
             else (body, more) = (PyRef.Borrow(Py.None), true);
-            using (body)
+            try
             {
                 var args = stackalloc nint[4] { handle.Handle, scope.Handle, body.Handle, more ? Py.True : Py.False };
                 using var _ = PyRef.Steal(Py.Vectorcall(_server.DispatchFunction, args, 4, 0));
+            }
+            finally
+            {
+                body.Dispose();
             }
         }
         catch (PythonException e)
@@ -304,15 +308,11 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
             Resolve(ref _pendingReceive, Py.None);
             return;
         }
+        using var tuple = PyRef.Steal(Py.TupleNew(2));   // (body, more_body); steals both items
         var (body, more) = ConsumeRead();
-        using (body)
-        {
-            using var tuple = PyRef.Steal(Py.TupleNew(2));
-            Py.TupleSetItem(tuple.Handle, 0, body.Release());
-            Py.IncRef(more ? Py.True : Py.False);
-            Py.TupleSetItem(tuple.Handle, 1, more ? Py.True : Py.False);
-            Resolve(ref _pendingReceive, tuple.Handle);
-        }
+        Py.TupleSetItem(tuple.Handle, 0, body.Release());
+        Py.TupleSetItem(tuple.Handle, 1, PyRef.NewReference(more ? Py.True : Py.False));
+        Resolve(ref _pendingReceive, tuple.Handle);
     }
 
     /// <summary><c>_mica.wait_disconnect(handle, future)</c>: resolved when the client goes away.</summary>

@@ -34,8 +34,10 @@ internal sealed unsafe class AsgiScope
 
     public AsgiScope(string rootPath)
     {
-        _emptyBytes = PyStr.Bytes([]).Release();
-        _rootPathValue = PyStr.New(rootPath).Release();
+        var empty = PyStr.Bytes([]);
+        _emptyBytes = empty.Release();
+        var prefix = PyStr.New(rootPath);
+        _rootPathValue = prefix.Release();
     }
 
     /// <param name="state">The state dict a copy of which goes into the scope.</param>
@@ -81,7 +83,8 @@ internal sealed unsafe class AsgiScope
     private nint Method(string method)
     {
         if (_methods.TryGetValue(method, out var m)) return m;
-        m = PyStr.New(method).Release();
+        var str = PyStr.New(method);
+        m = str.Release();
         if (_methods.Count < 64) _methods[method] = m;
         else _transient.Add(m);   // unusual method: used once, released after the scope is built
         return m;
@@ -103,7 +106,8 @@ internal sealed unsafe class AsgiScope
         if (_lastServer.Tuple != 0 && port == _lastServer.Port && Equals(address, _lastServer.Address))
             return _lastServer.Tuple;
         if (_lastServer.Tuple != 0) Py.DecRef(_lastServer.Tuple);
-        _lastServer = (address, port, AddressTuple(address, port).Release());
+        var tuple = AddressTuple(address, port);
+        _lastServer = (address, port, tuple.Release());
         return _lastServer.Tuple;
     }
 
@@ -114,13 +118,13 @@ internal sealed unsafe class AsgiScope
         if (_lastClientHost.Str == 0 || !address.Equals(_lastClientHost.Address))
         {
             if (_lastClientHost.Str != 0) Py.DecRef(_lastClientHost.Str);
-            _lastClientHost = (address, PyStr.New(HostString(address)).Release());
+            var host = PyStr.New(HostString(address));
+            _lastClientHost = (address, host.Release());
         }
-        using var port = PyRef.Steal(Py.LongFromLong(connection.RemotePort));
+        var port = PyRef.Check(Py.LongFromLong(connection.RemotePort));
         using var tuple = PyRef.Steal(Py.TupleNew(2));
-        Py.IncRef(_lastClientHost.Str);
-        Py.TupleSetItem(tuple.Handle, 0, _lastClientHost.Str);
-        Py.TupleSetItem(tuple.Handle, 1, port.Release());
+        Py.TupleSetItem(tuple.Handle, 0, PyRef.NewReference(_lastClientHost.Str));
+        Py.TupleSetItem(tuple.Handle, 1, port);     // steals
         return PyRef.Borrow(tuple.Handle);
     }
 
@@ -128,8 +132,9 @@ internal sealed unsafe class AsgiScope
     {
         if (address is null) return PyRef.Borrow(Py.None);
         using var tuple = PyRef.Steal(Py.TupleNew(2));
-        Py.TupleSetItem(tuple.Handle, 0, PyStr.New(HostString(address)).Release());
-        Py.TupleSetItem(tuple.Handle, 1, PyRef.Steal(Py.LongFromLong(port)).Release());
+        var host = PyStr.New(HostString(address));
+        Py.TupleSetItem(tuple.Handle, 0, host.Release());
+        Py.TupleSetItem(tuple.Handle, 1, PyRef.Check(Py.LongFromLong(port)));
         return PyRef.Borrow(tuple.Handle);
     }
 
@@ -221,7 +226,8 @@ internal sealed unsafe class AsgiScope
                 using var tuple = PyRef.Steal(Py.TupleNew(2));
                 Py.IncRef(nameObj);
                 Py.TupleSetItem(tuple.Handle, 0, nameObj);
-                Py.TupleSetItem(tuple.Handle, 1, PyStr.Latin1Bytes(value ?? "").Release());
+                var bytes = PyStr.Latin1Bytes(value ?? "");
+                Py.TupleSetItem(tuple.Handle, 1, bytes.Release());
                 if (Py.ListAppend(list.Handle, tuple.Handle) != 0) throw PythonException.Fetch();
             }
         }
@@ -231,7 +237,8 @@ internal sealed unsafe class AsgiScope
     private nint HeaderName(string name)
     {
         if (_headerNames.TryGetValue(name, out var cached)) return cached;
-        var obj = PyStr.Latin1Bytes(name.ToLowerInvariant()).Release();
+        var bytes = PyStr.Latin1Bytes(name.ToLowerInvariant());
+        var obj = bytes.Release();
         if (_headerNames.Count < MaxCachedHeaderNames) _headerNames[name] = obj;
         else _transient.Add(obj);
         return obj;

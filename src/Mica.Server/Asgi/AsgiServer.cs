@@ -36,15 +36,20 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>
         Loop = loop;
         KeepAlive = config.KeepAlive;
         Scope = new AsgiScope(config.UrlPathPrefix);
-        _workerModule = PyRef.Borrow(workerModule).Release();
-        _asgiModule = PyRef.Borrow(asgiModule).Release();
-        _loop = PyRef.Borrow(pyLoop).Release();
-        EmptyBytes = PyStr.Bytes([]).Release();
-        State = PyRef.Steal(Py.DictNew()).Release();
-        ResolveFunction = PyRef.Steal(Py.GetAttrString(workerModule, PyStr.Utf8Z("resolve"))).Release();
-        DispatchFunction = PyCall.Method(asgiModule, "http_dispatcher", app, pyLoop).Release();
+        _workerModule = PyRef.NewReference(workerModule);
+        _asgiModule = PyRef.NewReference(asgiModule);
+        _loop = PyRef.NewReference(pyLoop);
+        var empty = PyStr.Bytes([]);
+        EmptyBytes = empty.Release();
+        State = PyRef.Check(Py.DictNew());
+        ResolveFunction = PyRef.Check(Py.GetAttrString(workerModule, PyStr.Utf8Z("resolve")));
+        var dispatch = PyCall.Method(asgiModule, "http_dispatcher", app, pyLoop);
+        DispatchFunction = dispatch.Release();
         if (config.Interface != "asginl")
-            _lifespan = PyCall.Method(asgiModule, "Lifespan", app, pyLoop).Release();
+        {
+            var lifespan = PyCall.Method(asgiModule, "Lifespan", app, pyLoop);
+            _lifespan = lifespan.Release();
+        }
     }
 
     /// <summary>Creates the server and runs lifespan startup; returns the startup failure message, if any.</summary>
@@ -61,7 +66,7 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>
         if (Py.ObjectIsTrue(supported.Handle) == 1)
         {
             Py.DecRef(server.State);
-            server.State = PyRef.Steal(Py.GetAttrString(server._lifespan, PyStr.Utf8Z("state"))).Release();
+            server.State = PyRef.Check(Py.GetAttrString(server._lifespan, PyStr.Utf8Z("state")));
         }
         return (server, null);
     }

@@ -23,7 +23,7 @@ internal static unsafe class PyStr
     });
 
     /// <summary>An interned Python str for a constant; owned by the caller (usually kept forever).</summary>
-    public static nint Intern(string s) => PyRef.Steal(Py.UnicodeInternFromString(Utf8Z(s))).Release();
+    public static nint Intern(string s) => PyRef.Check(Py.UnicodeInternFromString(Utf8Z(s)));
 
     public static PyRef New(ReadOnlySpan<char> s)
     {

@@ -28,6 +28,11 @@ internal static class MicaCommand
             if (entry.Negation is not null) root.Options.Add(entry.Negation);
         }
 
+        // System.CommandLine would take an unknown option for APP and then complain about APP.
+        var known = root.Options.SelectMany(o => o.Aliases.Prepend(o.Name)).ToHashSet();
+        if (args.FirstOrDefault(a => a.StartsWith("--", StringComparison.Ordinal) && a != "--" && !known.Contains(a.Split('=')[0])) is { } unknown)
+            return Fail($"No such option '{unknown.Split('=')[0]}'.");
+
         var (fromEnvironment, environmentError) = EnvironmentArguments(table, args);
         if (environmentError is not null) return Fail(environmentError);
         string[] all = [.. args, .. fromEnvironment];

@@ -194,7 +194,11 @@ internal sealed partial class OptionTable
         long total = 0;
         int[] unit = [86_400, 3600, 60, 1];
         for (var i = 0; i < 4; i++)
-            if (m.Groups[i + 1].Success) total += long.Parse(m.Groups[i + 1].Value, CultureInfo.InvariantCulture) * unit[i];
+        {
+            if (!m.Groups[i + 1].Success) continue;
+            if (!int.TryParse(m.Groups[i + 1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var n)) return null;
+            total += (long)n * unit[i];
+        }
         return total > int.MaxValue ? null : (int)total;
     }
 
