@@ -1,0 +1,203 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Mica.Tests.Infrastructure;
+
+/// <summary>An HTTP/1.1 response as read off the wire.</summary>
+public sealed record RawResponse(string Version, int Status, string Reason, IReadOnlyList<(string Name, string Value)> Headers, byte[] Body)
+{
+    public string? Header(string name) => Headers.FirstOrDefault(h => h.Name.Equals(name, StringComparison.OrdinalIgnoreCase)).Value;
+    public IEnumerable<string> HeaderValues(string name) => Headers.Where(h => h.Name.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(h => h.Value);
+    public string BodyText => Encoding.UTF8.GetString(Body);
+    public bool IsChunked => Header("transfer-encoding")?.Contains("chunked", StringComparison.OrdinalIgnoreCase) == true;
+}
+
+/// <summary>
+/// One TCP connection speaking HTTP/1.1 by hand: exact bytes out, a small response parser in.
+/// Every read is bounded by <see cref="Timeout"/>.
+/// </summary>
+public sealed class RawConnection : IAsyncDisposable, IDisposable
+{
+    private readonly TcpClient _client;
+    private readonly NetworkStream _stream;
+    private byte[] _buffer = new byte[64 * 1024];
+    private int _start, _end;
+
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(15);
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_client.Client.LocalEndPoint!;
+
+    private RawConnection(TcpClient client)
+    {
+        _client = client;
+        _client.NoDelay = true;
+        _stream = client.GetStream();
+    }
+
+    public static async Task<RawConnection> ConnectAsync(MicaProcess mica) => await ConnectAsync(mica.Host, mica.Port);
+
+    public static async Task<RawConnection> ConnectAsync(string host, int port)
+    {
+        var client = new TcpClient(AddressFamily.InterNetwork);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await client.ConnectAsync(host, port, cts.Token);
+        return new RawConnection(client);
+    }
+
+    public Task SendAsync(string text) => SendAsync(Encoding.Latin1.GetBytes(text));
+
+    public async Task SendAsync(ReadOnlyMemory<byte> bytes)
+    {
+        using var cts = new CancellationTokenSource(Timeout);
+        await _stream.WriteAsync(bytes, cts.Token);
+        await _stream.FlushAsync(cts.Token);
+    }
+
+    /// <summary>A GET with a Host header; <paramref name="extraHeaders"/> are "Name: value" lines.</summary>
+    public static string Get(string target, params string[] extraHeaders) =>
+        $"GET {target} HTTP/1.1\r\nHost: localhost\r\n{string.Concat(extraHeaders.Select(h => h + "\r\n"))}\r\n";
+
+    /// <summary>Reads one whole response (content-length, chunked, or to end of stream).</summary>
+    public async Task<RawResponse> ReadResponseAsync(string requestMethod = "GET")
+    {
+        var head = await ReadHeadAsync();
+        byte[] body;
+        if (requestMethod == "HEAD" || head.Status is (>= 100 and < 200) or 204 or 304) body = [];
+        else if (head.IsChunked)
+        {
+            using var all = new MemoryStream();
+            while (await ReadChunkAsync() is { Length: > 0 } chunk) all.Write(chunk);
+            body = all.ToArray();
+        }
+        else if (head.Header("content-length") is { } length) body = await ReadExactlyAsync(int.Parse(length, CultureInfo.InvariantCulture));
+        else body = await ReadToEndAsync();
+        return head with { Body = body };
+    }
+
+    /// <summary>Reads the status line and headers (body left unread).</summary>
+    public async Task<RawResponse> ReadHeadAsync()
+    {
+        var statusLine = await ReadLineAsync() ?? throw new EndOfStreamException("connection closed before a response");
+        var parts = statusLine.Split(' ', 3);
+        if (parts.Length < 2 || !parts[0].StartsWith("HTTP/", StringComparison.Ordinal))
+            throw new InvalidDataException($"not a status line: '{statusLine}'");
+        var headers = new List<(string, string)>();
+        while (true)
+        {
+            var line = await ReadLineAsync() ?? throw new EndOfStreamException("connection closed inside the response head");
+            if (line.Length == 0) break;
+            var colon = line.IndexOf(':');
+            headers.Add((line[..colon].Trim(), line[(colon + 1)..].Trim()));
+        }
+        return new RawResponse(parts[0], int.Parse(parts[1], CultureInfo.InvariantCulture), parts.Length > 2 ? parts[2] : "", headers, []);
+    }
+
+    /// <summary>One chunk of a chunked body; empty for the last chunk (trailers are skipped).</summary>
+    public async Task<byte[]> ReadChunkAsync()
+    {
+        var sizeLine = await ReadLineAsync() ?? throw new EndOfStreamException("connection closed before a chunk");
+        var size = int.Parse(sizeLine.Split(';')[0].Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        if (size == 0)
+        {
+            while (await ReadLineAsync() is { Length: > 0 }) { }
+            return [];
+        }
+        var data = await ReadExactlyAsync(size);
+        if (await ReadLineAsync() != "") throw new InvalidDataException("chunk not followed by CRLF");
+        return data;
+    }
+
+    /// <summary>True when the server closes the connection (end of stream or reset) within <paramref name="within"/>; data read meanwhile is discarded.</summary>
+    public async Task<bool> WaitClosedAsync(TimeSpan within)
+    {
+        _start = _end = 0;
+        using var cts = new CancellationTokenSource(within);
+        var scratch = new byte[16 * 1024];
+        try
+        {
+            while (await _stream.ReadAsync(scratch, cts.Token) > 0) { }
+            return true;
+        }
+        catch (OperationCanceledException) { return false; }
+        catch (IOException) { return true; }
+    }
+
+    /// <summary>Everything until the server closes the connection (bounded by <see cref="Timeout"/>).</summary>
+    public async Task<byte[]> ReadToEndAsync()
+    {
+        using var all = new MemoryStream();
+        all.Write(_buffer, _start, _end - _start);
+        _start = _end = 0;
+        using var cts = new CancellationTokenSource(Timeout);
+        var scratch = new byte[16 * 1024];
+        int n;
+        while ((n = await _stream.ReadAsync(scratch, cts.Token)) > 0) all.Write(scratch, 0, n);
+        return all.ToArray();
+    }
+
+    private async Task<byte[]> ReadExactlyAsync(int count)
+    {
+        var result = new byte[count];
+        var have = Math.Min(count, _end - _start);
+        Array.Copy(_buffer, _start, result, 0, have);
+        _start += have;
+        if (have < count)
+        {
+            using var cts = new CancellationTokenSource(Timeout);
+            await _stream.ReadExactlyAsync(result.AsMemory(have), cts.Token);
+        }
+        return result;
+    }
+
+    /// <summary>A CRLF-terminated line (latin-1), or null at end of stream before any byte.</summary>
+    private async Task<string?> ReadLineAsync()
+    {
+        using var cts = new CancellationTokenSource(Timeout);
+        while (true)
+        {
+            var span = _buffer.AsSpan(_start, _end - _start);
+            var lf = span.IndexOf((byte)'\n');
+            if (lf >= 0)
+            {
+                var length = lf > 0 && span[lf - 1] == '\r' ? lf - 1 : lf;
+                var line = Encoding.Latin1.GetString(span[..length]);
+                _start += lf + 1;
+                return line;
+            }
+            if (_start > 0)
+            {
+                Array.Copy(_buffer, _start, _buffer, 0, _end - _start);
+                _end -= _start;
+                _start = 0;
+            }
+            if (_end == _buffer.Length) Array.Resize(ref _buffer, _buffer.Length * 2);
+            var n = await _stream.ReadAsync(_buffer.AsMemory(_end), cts.Token);
+            if (n == 0)
+            {
+                if (_end == 0) return null;
+                throw new EndOfStreamException($"connection closed inside a line: '{Encoding.Latin1.GetString(_buffer, 0, _end)}'");
+            }
+            _end += n;
+        }
+    }
+
+    public void Abort()
+    {
+        // RST instead of FIN: the server sees the connection reset.
+        _client.Client.LingerState = new LingerOption(true, 0);
+        _client.Close();
+    }
+
+    public void Dispose()
+    {
+        _stream.Dispose();
+        _client.Dispose();
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,176 @@
+using System.Text;
+using Mica.Cli;
+using Mica.Server.Asgi;
+using Xunit;
+
+namespace Mica.Tests;
+
+/// <summary><c>AsgiScope.PercentDecode</c> (Mica.Server, internal, visible to Mica.Tests).</summary>
+public sealed class PercentDecodeTests
+{
+    private static byte[] Decode(string source) => Decode(Encoding.Latin1.GetBytes(source));
+
+    private static byte[] Decode(byte[] source)
+    {
+        var destination = new byte[source.Length];
+        var n = AsgiScope.PercentDecode(source, destination);
+        return destination[..n];
+    }
+
+    [Theory]
+    [InlineData("", "")]
+    [InlineData("/plain/path", "/plain/path")]
+    [InlineData("%41", "A")]
+    [InlineData("/a%2Fb", "/a/b")]
+    [InlineData("/a%2fb", "/a/b")]
+    [InlineData("%7Euser", "~user")]
+    [InlineData("sp%20ace", "sp ace")]
+    [InlineData("a+b", "a+b")]                // not form decoding: '+' stays
+    [InlineData("%25", "%")]
+    [InlineData("%2541", "%41")]              // decoded once only
+    [InlineData("%%41", "%A")]
+    [InlineData("100%", "100%")]              // malformed escapes are kept as they are
+    [InlineData("%4", "%4")]
+    [InlineData("%G1", "%G1")]
+    [InlineData("%1G", "%1G")]
+    [InlineData("a%", "a%")]
+    [InlineData("%%", "%%")]
+    [InlineData("%20%20", "  ")]
+    [InlineData("/x%41", "/xA")]              // escape at the very end
+    public void Decodes_like_urllib_unquote_to_bytes(string source, string expected)
+    {
+        Assert.Equal(Encoding.Latin1.GetBytes(expected), Decode(source));
+    }
+
+    [Fact]
+    public void Utf8_escapes_become_utf8_bytes()
+    {
+        Assert.Equal("café"u8.ToArray(), Decode("caf%C3%A9"));
+        Assert.Equal("caf\u00e9"u8.ToArray(), Decode("caf%c3%a9"));
+        Assert.Equal("€"u8.ToArray(), Decode("%E2%82%AC"));
+    }
+
+    [Fact]
+    public void Nul_and_high_bytes_are_decoded()
+    {
+        Assert.Equal(new byte[] { 0x00, 0xFF, 0x80 }, Decode("%00%FF%80"));
+    }
+
+    [Fact]
+    public void Raw_non_ascii_bytes_pass_through()
+    {
+        var source = new byte[] { (byte)'/', 0xC3, 0xA9, (byte)'%', (byte)'4', (byte)'1' };
+        Assert.Equal(new byte[] { (byte)'/', 0xC3, 0xA9, (byte)'A' }, Decode(source));
+    }
+
+    [Fact]
+    public void Output_is_never_longer_than_input()
+    {
+        var random = new Random(11);
+        const string alphabet = "%0123456789abcdefABCDEFgG/+ ";
+        for (var i = 0; i < 2000; i++)
+        {
+            var source = new string(Enumerable.Range(0, random.Next(0, 12)).Select(_ => alphabet[random.Next(alphabet.Length)]).ToArray());
+            var decoded = Decode(source);
+            Assert.True(decoded.Length <= source.Length, source);
+            Assert.Equal(Reference(source), decoded);
+        }
+    }
+
+    /// <summary>urllib.parse.unquote_to_bytes, written plainly.</summary>
+    private static byte[] Reference(string s)
+    {
+        var result = new List<byte>();
+        for (var i = 0; i < s.Length; i++)
+        {
+            if (s[i] == '%' && i + 2 < s.Length && Uri.IsHexDigit(s[i + 1]) && Uri.IsHexDigit(s[i + 2]))
+            {
+                result.Add(Convert.ToByte(s.Substring(i + 1, 2), 16));
+                i += 2;
+            }
+            else result.Add((byte)s[i]);
+        }
+        return [.. result];
+    }
+}
+
+/// <summary><c>Mica.Cli.OptionTable.ParseDuration</c> (mica, internal, visible to Mica.Tests).</summary>
+public sealed class DurationParsingTests
+{
+    private static int? ParseDuration(string text) => OptionTable.ParseDuration(text);
+
+    [Theory]
+    [InlineData("0", 0)]
+    [InlineData("30", 30)]
+    [InlineData("1800", 1800)]
+    [InlineData("45s", 45)]
+    [InlineData("2m", 120)]
+    [InlineData("1m30s", 90)]
+    [InlineData("2h", 7200)]
+    [InlineData("1d", 86400)]
+    [InlineData("1d2h3m4s", 93784)]
+    [InlineData("1d4s", 86404)]
+    [InlineData("90m", 5400)]
+    [InlineData("0s", 0)]
+    public void Parses_seconds_and_unit_suffixes(string text, int expected)
+    {
+        Assert.Equal(expected, ParseDuration(text));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("abc")]
+    [InlineData("-5")]
+    [InlineData("+5")]
+    [InlineData(" 5")]
+    [InlineData("5 ")]
+    [InlineData("1.5")]
+    [InlineData("1s2m")]          // units out of order
+    [InlineData("1h1h")]          // repeated unit
+    [InlineData("1h 30m")]
+    [InlineData("s")]
+    [InlineData("1x")]
+    [InlineData("1H")]
+    public void Rejects_malformed_durations(string text)
+    {
+        Assert.Null(ParseDuration(text));
+    }
+
+    [Theory]
+    [InlineData("99999999999")]              // too large as plain seconds
+    [InlineData("99999999999s")]             // too large for int seconds
+    [InlineData("100000d")]                  // overflows int once multiplied
+    [InlineData("99999999999999999999s")]    // does not even fit in a long
+    [InlineData("99999999999999999999d")]
+    public void Rejects_durations_too_large_instead_of_throwing(string text)
+    {
+        Assert.Null(ParseDuration(text));
+    }
+}
+
+/// <summary><c>Mica.Cli.MicaCommand.ParseBool</c>: click's boolean words, for MICA_X/GRANIAN_X flags.</summary>
+public sealed class BooleanParsingTests
+{
+    [Theory]
+    [InlineData("1", true)]
+    [InlineData("true", true)]
+    [InlineData("TRUE", true)]
+    [InlineData("t", true)]
+    [InlineData("yes", true)]
+    [InlineData("y", true)]
+    [InlineData("on", true)]
+    [InlineData(" on ", true)]
+    [InlineData("0", false)]
+    [InlineData("false", false)]
+    [InlineData("f", false)]
+    [InlineData("no", false)]
+    [InlineData("n", false)]
+    [InlineData("Off", false)]
+    [InlineData("maybe", null)]
+    [InlineData("2", null)]
+    [InlineData("", null)]
+    public void Parses_click_boolean_words(string text, bool? expected)
+    {
+        Assert.Equal(expected, MicaCommand.ParseBool(text));
+    }
+}

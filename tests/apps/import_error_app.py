@@ -1,0 +1,5 @@
+import definitely_missing_dependency_xyz  # noqa: F401
+
+
+async def app(scope, receive, send):
+    pass
