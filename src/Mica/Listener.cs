@@ -24,7 +24,7 @@ internal sealed class Listener : IDisposable
     private Listener(Socket socket)
     {
         _socket = socket;
-        EndPoint = (IPEndPoint)socket.LocalEndPoint!;
+        EndPoint = socket.LocalEndPoint as IPEndPoint ?? new IPEndPoint(IPAddress.None, 0);
         Fd = (int)socket.SafeHandle.DangerousGetHandle();
         Libc.ClearCloseOnExec(Fd);
     }
@@ -57,6 +57,23 @@ internal sealed class Listener : IDisposable
             socket.Dispose();
             throw new StartupError($"cannot listen on {host}:{port}: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// systemd socket activation: when <c>LISTEN_PID</c> is this process and <c>LISTEN_FDS</c> ≥ 1,
+    /// serve the socket systemd passed as fd 3 instead of binding one.
+    /// </summary>
+    public static Listener? FromSystemd()
+    {
+        if (Environment.GetEnvironmentVariable("LISTEN_PID") != Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)
+            || !int.TryParse(Environment.GetEnvironmentVariable("LISTEN_FDS"), out var count) || count < 1)
+            return null;
+        const int firstFd = 3;   // SD_LISTEN_FDS_START
+        var socket = new Socket(new SafeSocketHandle(firstFd, ownsHandle: true));
+        // Workers are spawned by us, not by systemd: they must not think the sockets are theirs.
+        Environment.SetEnvironmentVariable("LISTEN_PID", null);
+        Environment.SetEnvironmentVariable("LISTEN_FDS", null);
+        return new Listener(socket);
     }
 
     public void Dispose() => _socket.Dispose();

@@ -18,4 +18,15 @@ internal sealed record ServerOptions
     /// <summary>Null: wait for workers to stop for as long as they take (Granian's default).</summary>
     public int? WorkersKillTimeoutSeconds { get; init; }
     public string? Python { get; init; }
+    public int Workers { get; init; } = 1;
+    public bool RespawnFailedWorkers { get; init; }
+    public double RespawnIntervalSeconds { get; init; } = 3.5;
+    /// <summary>Null: workers live as long as they like.</summary>
+    public int? WorkersLifetimeSeconds { get; init; }
+    /// <summary>Null: no memory limit.</summary>
+    public int? WorkersMaxRssMiB { get; init; }
+    public int RssSampleIntervalSeconds { get; init; } = 30;
+    public int RssSamples { get; init; } = 1;
+    public string? ProcessName { get; init; }
+    public string? PidFile { get; init; }
 }

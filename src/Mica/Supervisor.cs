@@ -6,20 +6,31 @@ using Mica.Server.Hosting;
 namespace Mica;
 
 /// <summary>
-/// The master: binds the socket, spawns and watches the workers, and reacts to signals. Signal
-/// handlers and worker watchers only post events; <see cref="RunAsync"/> is the one loop that
-/// changes state, readable top to bottom (gunicorn's arbiter is the model).
+/// The master: writes the PID file, binds the socket, spawns and watches the workers, and reacts to
+/// signals. Signal handlers, timers and worker watchers only post events; <see cref="RunAsync"/> is
+/// the one loop that changes state, readable top to bottom (gunicorn's arbiter is the model).
+///
+/// Signals: TERM / INT / QUIT stop gracefully (a second INT kills); HUP replaces every worker one by
+/// one, each replacement ready before the old one is told to stop; TTIN / TTOU add / remove a worker.
 /// </summary>
 internal sealed class Supervisor(ServerOptions options)
 {
+    /// <summary>A respawned worker dying again this soon means a crash loop (Granian's figure).</summary>
+    private static readonly TimeSpan CrashLoopWindow = TimeSpan.FromSeconds(5.5);
+
     private readonly Channel<SupervisorEvent> _events = Channel.CreateUnbounded<SupervisorEvent>();
     private readonly List<WorkerProcess> _workers = [];
-    private bool _stopping;
+    private readonly Queue<WorkerProcess> _toReplace = new();
+    private readonly SystemdNotifier _systemd = SystemdNotifier.FromEnvironment();
+    private Listener? _listener;
+    private int _target;
+    private bool _started, _stopping;
     private int _exitCode;
 
     public static int Run(ServerOptions options)
     {
         Log.Level = Log.Parse(options.LogLevel);
+        if (options.ProcessName is { } name) ProcessName.Set(name);
         try
         {
             return new Supervisor(options).RunAsync().GetAwaiter().GetResult();
@@ -33,14 +44,18 @@ internal sealed class Supervisor(ServerOptions options)
 
     private async Task<int> RunAsync()
     {
-        using var listener = Listener.Bind(options.Host, options.Port, options.Backlog);
+        // The PID file comes first: a second instance must fail before touching the port.
+        using var pidFile = options.PidFile is { } path ? PidFile.Create(path) : null;
+        using var listener = Listener.FromSystemd() ?? Listener.Bind(options.Host, options.Port, options.Backlog);
+        _listener = listener;
         Log.Info($"Starting Mica {Cli.MicaCommand.Version}");
         Log.Info($"Listening at: {listener.Url}");
-        using var term = Trap(PosixSignal.SIGTERM);
-        using var interrupt = Trap(PosixSignal.SIGINT);
-        using var quit = Trap(PosixSignal.SIGQUIT);
+        using var signals = new SignalTraps(_events.Writer,
+            PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT, PosixSignal.SIGHUP, PosixSignal.SIGTTIN, PosixSignal.SIGTTOU);
+        using var ticks = StartTicks();
 
-        Spawn(1, listener);
+        _target = options.Workers;
+        for (var id = 1; id <= _target; id++) Spawn(id);
         await foreach (var e in _events.Reader.ReadAllAsync())
         {
             switch (e)
@@ -48,22 +63,19 @@ internal sealed class Supervisor(ServerOptions options)
                 case SignalReceived s: HandleSignal(s.Signal); break;
                 case WorkerReported r: HandleReport(r.Worker, r.Message); break;
                 case WorkerExited x: HandleExit(x.Worker, x.ExitCode); break;
+                case RespawnDue r: if (!_stopping) Spawn(r.Id, respawned: true); break;
+                case Tick: CheckLifetimeAndMemory(); break;
                 case KillTimeout: KillRemaining(); break;
             }
-            if (_workers.Count == 0) break;
+            if (_stopping && _workers.Count == 0) break;
         }
         Log.Info("Shutdown complete");
         return _exitCode;
     }
 
-    private PosixSignalRegistration Trap(PosixSignal signal) =>
-        PosixSignalRegistration.Create(signal, context =>
-        {
-            context.Cancel = true;
-            _events.Writer.TryWrite(new SignalReceived(signal));
-        });
+    // ------------------------------------------------------------------ spawning and replacing
 
-    private void Spawn(int id, Listener listener)
+    private WorkerProcess Spawn(int id, bool respawned = false, WorkerProcess? replacing = null)
     {
         var config = new WorkerConfig
         {
@@ -74,17 +86,45 @@ internal sealed class Supervisor(ServerOptions options)
             WorkingDir = options.WorkingDir,
             Python = options.Python,
             Loop = options.Loop,
-            ListenFd = listener.Fd,
+            ListenFd = _listener!.Fd,
             UrlPathPrefix = options.UrlPathPrefix,
             HeaderReadTimeoutMs = options.HeaderReadTimeoutMs,
             KeepAlive = options.KeepAlive,
             LogLevel = options.LogLevel,
             ShutdownTimeoutSeconds = options.WorkersKillTimeoutSeconds ?? 3600,
+            ProcessName = options.ProcessName,
         };
-        var worker = WorkerProcess.Spawn(id, config, _events.Writer);
+        var worker = WorkerProcess.Spawn(id, config, _events.Writer, respawned, replacing);
         _workers.Add(worker);
-        Log.Info($"Spawned {worker.Name}");
+        Log.Info($"Spawned {worker.Name}{(replacing is null ? "" : $" to replace {replacing.Name}")}");
+        return worker;
     }
+
+    /// <summary>Queues a ready worker for a graceful replacement (HUP, lifetime, memory).</summary>
+    private void Replace(WorkerProcess worker, string why)
+    {
+        if (_stopping || worker.State != WorkerState.Ready || _toReplace.Contains(worker) || IsBeingReplaced(worker)) return;
+        Log.Info($"Replacing {worker.Name}: {why}");
+        _toReplace.Enqueue(worker);
+        ReplaceNext();
+    }
+
+    private bool IsBeingReplaced(WorkerProcess worker) => _workers.Any(w => w.Replacing == worker);
+
+    /// <summary>One replacement at a time, so capacity never drops below the target.</summary>
+    private void ReplaceNext()
+    {
+        if (_workers.Any(w => w.Replacing is not null)) return;
+        while (_toReplace.TryDequeue(out var old))
+        {
+            if (old.State != WorkerState.Ready) continue;
+            Spawn(old.Id, replacing: old);
+            return;
+        }
+        if (_started) _systemd.Notify("READY=1");
+    }
+
+    // ------------------------------------------------------------------ events
 
     private void HandleSignal(PosixSignal signal)
     {
@@ -97,26 +137,43 @@ internal sealed class Supervisor(ServerOptions options)
             }
             return;
         }
-        Log.Info($"Received {signal}: shutting down gracefully");
-        BeginStop(exitCode: 0);
-    }
-
-    private void BeginStop(int exitCode)
-    {
-        _stopping = true;
-        _exitCode = exitCode;
-        foreach (var worker in _workers) worker.Stop();
-        if (options.WorkersKillTimeoutSeconds is { } seconds)
-            _ = Task.Delay(TimeSpan.FromSeconds(seconds)).ContinueWith(_ => _events.Writer.TryWrite(new KillTimeout()));
-    }
-
-    private void KillRemaining()
-    {
-        foreach (var worker in _workers.Where(w => w.State != WorkerState.Exited))
+        switch (signal)
         {
-            Log.Warning($"Killing {worker.Name}: it did not stop in time");
-            worker.Kill();
+            case PosixSignal.SIGHUP:
+                Log.Info("Received SIGHUP: replacing every worker");
+                _systemd.Notify($"RELOADING=1\nMONOTONIC_USEC={SystemdNotifier.MonotonicMicroseconds()}");
+                foreach (var worker in _workers.Where(w => w.State == WorkerState.Ready && w.Replacing is null).ToList())
+                    Replace(worker, "reload requested");
+                break;
+            case PosixSignal.SIGTTIN:
+                _target++;
+                Log.Info($"Received SIGTTIN: adding a worker ({_target} wanted)");
+                Spawn(NextFreeId());
+                break;
+            case PosixSignal.SIGTTOU:
+                if (_target <= 1)
+                {
+                    Log.Info("Received SIGTTOU: keeping the last worker");
+                    break;
+                }
+                _target--;
+                var last = _workers.Where(w => w.State is WorkerState.Ready or WorkerState.Starting && w.Replacing is null)
+                    .OrderByDescending(w => w.Id).First();
+                Log.Info($"Received SIGTTOU: removing {last.Name} ({_target} wanted)");
+                last.Stop();
+                break;
+            default:
+                Log.Info($"Received {signal}: shutting down gracefully");
+                BeginStop(exitCode: 0);
+                break;
         }
+    }
+
+    private int NextFreeId()
+    {
+        var id = 1;
+        while (_workers.Any(w => w.Id == id && w.State != WorkerState.Stopping)) id++;
+        return id;
     }
 
     private void HandleReport(WorkerProcess worker, WorkerMessage message)
@@ -126,6 +183,17 @@ internal sealed class Supervisor(ServerOptions options)
             case WorkerMessage.Ready:
                 worker.MoveTo(WorkerState.Ready);
                 Log.Info($"{worker.Name} ready");
+                if (worker.Replacing is { } old)
+                {
+                    worker.Replacing = null;
+                    old.Stop();
+                    ReplaceNext();
+                }
+                else if (!_started && _workers.Count(w => w.State == WorkerState.Ready) >= _target)
+                {
+                    _started = true;
+                    _systemd.Notify($"READY=1\nMAINPID={Environment.ProcessId}");
+                }
                 break;
             case WorkerMessage.Failed:
                 worker.Failure = message;
@@ -137,22 +205,104 @@ internal sealed class Supervisor(ServerOptions options)
 
     private void HandleExit(WorkerProcess worker, int exitCode)
     {
-        var asked = worker.State == WorkerState.Stopping;
+        var wasAsked = worker.State == WorkerState.Stopping;
+        var wasReady = worker.State == WorkerState.Ready;
         var how = exitCode > 128 ? $"killed by signal {exitCode - 128}" : $"exit code {exitCode}";
+        var age = worker.Age;
         worker.Exited();
         _workers.Remove(worker);
-        if (asked && exitCode == 0)
+
+        if (wasAsked)
         {
-            Log.Info($"{worker.Name} stopped");
+            if (exitCode == 0) Log.Info($"{worker.Name} stopped");
+            else Log.Warning($"{worker.Name} stopped abnormally ({how})");
             return;
         }
-        if (asked)
+        if (_stopping) return;
+
+        if (!wasReady)
         {
-            Log.Warning($"{worker.Name} stopped abnormally ({how})");
+            if (worker.Failure is null) Log.Error($"{worker.Name} died before it was ready ({how})");
+            if (worker.Replacing is { } old)
+            {
+                // A broken replacement must not take the server down: keep the old workers.
+                Log.Error($"Replacement failed; keeping {old.Name} and abandoning the pending replacements");
+                _toReplace.Clear();
+                _systemd.Notify("READY=1");
+                return;
+            }
+            if (!worker.Respawned)
+            {
+                // Could not start at all (or a TTIN worker could not): Granian's behaviour is to end.
+                BeginStop(exitCode: 1);
+                return;
+            }
+        }
+        else
+        {
+            Log.Error($"{worker.Name} died unexpectedly ({how})");
+        }
+
+        if (!options.RespawnFailedWorkers)
+        {
+            BeginStop(exitCode: 1);
             return;
         }
-        // Not asked to stop: a failure to start, or a crash. Without respawn the server ends (Granian).
-        if (worker.Failure is null) Log.Error($"{worker.Name} died unexpectedly ({how})");
-        if (!_stopping) BeginStop(exitCode: 1);
+        if (worker.Respawned && age < CrashLoopWindow)
+        {
+            Log.Error($"Worker crash loop detected ({worker.Name} died {age.TotalSeconds:0.0} s after its respawn), exiting");
+            BeginStop(exitCode: 1);
+            return;
+        }
+        Log.Info($"Respawning worker-{worker.Id} in {options.RespawnIntervalSeconds} s");
+        Post(new RespawnDue(worker.Id), TimeSpan.FromSeconds(options.RespawnIntervalSeconds));
+    }
+
+    private void CheckLifetimeAndMemory()
+    {
+        foreach (var worker in _workers.Where(w => w.State == WorkerState.Ready).ToList())
+        {
+            if (options.WorkersLifetimeSeconds is { } lifetime && worker.Age > TimeSpan.FromSeconds(lifetime))
+                Replace(worker, $"lifetime of {lifetime} s reached");
+            if (options.WorkersMaxRssMiB is { } limit && worker.SampleRss(options.RssSampleIntervalSeconds) is { } rss)
+            {
+                worker.OverRssSamples = rss > limit ? worker.OverRssSamples + 1 : 0;
+                if (worker.OverRssSamples >= options.RssSamples)
+                    Replace(worker, $"memory {rss:0} MiB over the limit of {limit} MiB for {worker.OverRssSamples} samples");
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ stopping
+
+    private void BeginStop(int exitCode)
+    {
+        _stopping = true;
+        _exitCode = exitCode;
+        _toReplace.Clear();
+        _systemd.Notify("STOPPING=1");
+        foreach (var worker in _workers) worker.Stop();
+        if (options.WorkersKillTimeoutSeconds is { } seconds) Post(new KillTimeout(), TimeSpan.FromSeconds(seconds));
+    }
+
+    private void KillRemaining()
+    {
+        foreach (var worker in _workers.Where(w => w.State != WorkerState.Exited))
+        {
+            Log.Warning($"Killing {worker.Name}: it did not stop in time");
+            worker.Kill();
+        }
+    }
+
+    // ------------------------------------------------------------------ plumbing
+
+    private void Post(SupervisorEvent e, TimeSpan delay) =>
+        _ = Task.Delay(delay).ContinueWith(_ => _events.Writer.TryWrite(e), TaskScheduler.Default);
+
+    /// <summary>A tick per second when lifetime or memory limits need watching.</summary>
+    private IDisposable? StartTicks()
+    {
+        if (options.WorkersLifetimeSeconds is null && options.WorkersMaxRssMiB is null) return null;
+        return new Timer(_ => _events.Writer.TryWrite(new Tick()), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
     }
 }

@@ -27,10 +27,22 @@ internal sealed class WorkerProcess
     public WorkerState State { get; private set; } = WorkerState.Starting;
     /// <summary>Set when the worker reported it could not start.</summary>
     public WorkerMessage? Failure { get; set; }
+    /// <summary>Spawned to replace a crashed worker (for crash-loop detection).</summary>
+    public bool Respawned { get; }
+    /// <summary>The worker this one replaces once ready (rolling restart); null otherwise.</summary>
+    public WorkerProcess? Replacing { get; set; }
+    public int OverRssSamples { get; set; }
 
-    private WorkerProcess(int id, Process process, AnonymousPipeServerStream toWorker, AnonymousPipeServerStream fromWorker)
+    private readonly DateTime _spawnedAt = DateTime.UtcNow;
+    private DateTime _lastRssSample = DateTime.MinValue;
+
+    public TimeSpan Age => DateTime.UtcNow - _spawnedAt;
+
+    private WorkerProcess(int id, Process process, AnonymousPipeServerStream toWorker, AnonymousPipeServerStream fromWorker, bool respawned, WorkerProcess? replacing)
     {
         Id = id;
+        Respawned = respawned;
+        Replacing = replacing;
         Process = process;
         Pid = process.Id;
         _toWorker = toWorker;
@@ -39,7 +51,7 @@ internal sealed class WorkerProcess
 
     public string Name => $"worker-{Id} (pid {Pid})";
 
-    public static WorkerProcess Spawn(int id, WorkerConfig config, ChannelWriter<SupervisorEvent> events)
+    public static WorkerProcess Spawn(int id, WorkerConfig config, ChannelWriter<SupervisorEvent> events, bool respawned, WorkerProcess? replacing)
     {
         var toWorker = new AnonymousPipeServerStream(PipeDirection.Out, HandleInheritability.Inheritable);
         var fromWorker = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.Inheritable);
@@ -54,7 +66,7 @@ internal sealed class WorkerProcess
         toWorker.DisposeLocalCopyOfClientHandle();
         fromWorker.DisposeLocalCopyOfClientHandle();
 
-        var worker = new WorkerProcess(id, process, toWorker, fromWorker);
+        var worker = new WorkerProcess(id, process, toWorker, fromWorker, respawned, replacing);
         var json = JsonSerializer.Serialize(config, ControlJson.Default.WorkerConfig);
         toWorker.Write(Encoding.UTF8.GetBytes(json + "\n"));
         toWorker.Flush();
@@ -86,6 +98,21 @@ internal sealed class WorkerProcess
         // Its last words (e.g. why it failed) come before the news of its exit.
         await messages;
         await events.WriteAsync(new WorkerExited(this, Process.ExitCode));
+    }
+
+    /// <summary>The resident memory in MiB, at most once per <paramref name="intervalSeconds"/>; null between samples.</summary>
+    public double? SampleRss(int intervalSeconds)
+    {
+        if (DateTime.UtcNow - _lastRssSample < TimeSpan.FromSeconds(intervalSeconds)) return null;
+        _lastRssSample = DateTime.UtcNow;
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{Pid}/status"))
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                    return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024;
+        }
+        catch (IOException) { }
+        return null;
     }
 
     public void MoveTo(WorkerState state)
@@ -121,3 +148,5 @@ internal sealed record SignalReceived(System.Runtime.InteropServices.PosixSignal
 internal sealed record WorkerReported(WorkerProcess Worker, WorkerMessage Message) : SupervisorEvent;
 internal sealed record WorkerExited(WorkerProcess Worker, int ExitCode) : SupervisorEvent;
 internal sealed record KillTimeout : SupervisorEvent;
+internal sealed record RespawnDue(int Id) : SupervisorEvent;
+internal sealed record Tick : SupervisorEvent;

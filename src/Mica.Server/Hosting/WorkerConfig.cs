@@ -21,6 +21,7 @@ public sealed record WorkerConfig
     public bool KeepAlive { get; init; } = true;
     public string LogLevel { get; init; } = "info";
     public double ShutdownTimeoutSeconds { get; init; } = 30;
+    public string? ProcessName { get; init; }
 }
 
 /// <summary>What a worker tells the master, one JSON object per line.</summary>

@@ -81,6 +81,15 @@ internal static class MicaCommand
             LogLevel = result.GetValue(table.LogLevel)!,
             WorkersKillTimeoutSeconds = result.GetValue(table.WorkersKillTimeout),
             Python = result.GetValue(table.Python),
+            Workers = result.GetValue(table.Workers),
+            RespawnFailedWorkers = FlagValue(all, table, table.RespawnFailedWorkers, @default: false),
+            RespawnIntervalSeconds = result.GetValue(table.RespawnInterval),
+            WorkersLifetimeSeconds = result.GetValue(table.WorkersLifetime),
+            WorkersMaxRssMiB = result.GetValue(table.WorkersMaxRss),
+            RssSampleIntervalSeconds = result.GetValue(table.RssSampleInterval) ?? 30,
+            RssSamples = result.GetValue(table.RssSamples),
+            ProcessName = result.GetValue(table.ProcessName),
+            PidFile = result.GetValue(table.PidFile),
         };
         return (options, 0);
     }

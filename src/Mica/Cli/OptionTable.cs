@@ -35,6 +35,15 @@ internal sealed partial class OptionTable
     public readonly Option<string?> WorkingDir = OptionalStr("--working-dir", "Set the working directory");
     public readonly Option<string> LogLevel = Choice("--log-level", "Log level", "info", "critical", "error", "warning", "warn", "info", "debug", "notset");
     public readonly Option<int?> WorkersKillTimeout = Duration("--workers-kill-timeout", "The amount of time in seconds to wait for killing workers that refused to gracefully stop", min: 1, max: 1800);
+    public readonly Option<int> Workers = Int("--workers", "Number of worker processes", 1, min: 1);
+    public readonly Option<bool> RespawnFailedWorkers = Flag("--respawn-failed-workers", "Enable workers respawn on unexpected exit", false);
+    public readonly Option<double> RespawnInterval = Float("--respawn-interval", "The number of seconds to sleep between workers respawn", 3.5);
+    public readonly Option<int?> RssSampleInterval = Duration("--rss-sample-interval", "The sample rate in seconds for the resource monitor", 1, 300, 30);
+    public readonly Option<int> RssSamples = Int("--rss-samples", "The number of consecutive samples to consider a worker over resource limit", 1, min: 1);
+    public readonly Option<int?> WorkersLifetime = Duration("--workers-lifetime", "The maximum amount of time in seconds a worker will be kept alive before respawn", 60, null);
+    public readonly Option<int?> WorkersMaxRss = OptionalInt("--workers-max-rss", "The maximum amount of memory (in MiB) a worker can consume before respawn", min: 1);
+    public readonly Option<string?> ProcessName = OptionalStr("--process-name", "Set a custom name for processes (ps, /proc/PID/comm)");
+    public readonly Option<string?> PidFile = OptionalStr("--pid-file", "A path to write the PID in (locked while running, removed on exit)");
     public readonly Option<string?> Python = OptionalStr("--python", "Python interpreter to embed (default: $VIRTUAL_ENV/bin/python, else python3 on PATH)");
 
     public OptionTable()
@@ -53,12 +62,20 @@ internal sealed partial class OptionTable
         Register(LogLevel, "LOG_LEVEL");
         Register(WorkersKillTimeout, "WORKERS_KILL_TIMEOUT");
         Register(Python, "PYTHON");
+        Register(Workers, "WORKERS");
+        Register(RespawnFailedWorkers, "RESPAWN_FAILED_WORKERS");
+        Register(RespawnInterval, "RESPAWN_INTERVAL");
+        Register(RssSampleInterval, "RSS_SAMPLE_INTERVAL");
+        Register(RssSamples, "RSS_SAMPLES");
+        Register(WorkersLifetime, "WORKERS_LIFETIME");
+        Register(WorkersMaxRss, "WORKERS_MAX_RSS");
+        Register(ProcessName, "PROCESS_NAME");
+        Register(PidFile, "PID_FILE");
 
         // Recognised, not implemented yet: using any of them is an error naming it.
         Later(Str("--uds", "Unix Domain Socket to bind to", ""), "UDS");
         Later(Str("--uds-permissions", "Unix Domain Socket file permissions (octal)", ""), "UDS_PERMISSIONS");
         Later(Flag("--ws", "Enable websockets handling", true), "WEBSOCKETS");
-        Later(Int("--workers", "Number of worker processes", 1, min: 1), "WORKERS");
         Later(Int("--blocking-threads", "Number of blocking threads (per worker)", 1, min: 1), "BLOCKING_THREADS");
         Later(Duration("--blocking-threads-idle-timeout", "Idle timeout for blocking threads, in seconds", 5, 600, 30), "BLOCKING_THREADS_IDLE_TIMEOUT");
         Later(Int("--runtime-threads", "Number of runtime threads (per worker)", 1, min: 1), "RUNTIME_THREADS");
@@ -88,12 +105,6 @@ internal sealed partial class OptionTable
         Later(Str("--ssl-ca", "Root SSL certificate file for client verification", ""), "SSL_CA");
         Later(Many("--ssl-crl", "SSL CRL file(s)"), "SSL_CRL", ':');
         Later(Flag("--ssl-client-verify", "Verify clients SSL certificates", false), "SSL_CLIENT_VERIFY");
-        Later(Flag("--respawn-failed-workers", "Enable workers respawn on unexpected exit", false), "RESPAWN_FAILED_WORKERS");
-        Later(Str("--respawn-interval", "The number of seconds to sleep between workers respawn", "3.5"), "RESPAWN_INTERVAL");
-        Later(Duration("--rss-sample-interval", "The sample rate in seconds for the resource monitor", 1, 300, 30), "RSS_SAMPLE_INTERVAL");
-        Later(Int("--rss-samples", "The number of consecutive samples to consider a worker over resource limit", 1, min: 1), "RSS_SAMPLES");
-        Later(Duration("--workers-lifetime", "The maximum amount of time in seconds a worker will be kept alive before respawn", 60, null), "WORKERS_LIFETIME");
-        Later(Int("--workers-max-rss", "The maximum amount of memory (in MiB) a worker can consume before respawn", 1, min: 1), "WORKERS_MAX_RSS");
         Later(Many("--env-files", "Environment file(s) to load (.env format)"), "ENV_FILES", ':');
         Later(Many("--static-path-route", "Route(s) for static file serving"), "STATIC_PATH_ROUTE", ' ');
         Later(Many("--static-path-mount", "Path(s) to mount for static file serving"), "STATIC_PATH_MOUNT", ':');
@@ -110,8 +121,6 @@ internal sealed partial class OptionTable
         Later(Many("--reload-ignore-paths", "Absolute paths to ignore changes for"), "RELOAD_IGNORE_PATHS", ':');
         Later(Int("--reload-tick", "The tick frequency (in milliseconds) the reloader watch for changes", 50, min: 50, max: 5000), "RELOAD_TICK");
         Later(Flag("--reload-ignore-worker-failure", "Ignore worker failures when auto reload is enabled", false), "RELOAD_IGNORE_WORKER_FAILURE");
-        Later(Str("--process-name", "Set a custom name for processes", ""), "PROCESS_NAME");
-        Later(Str("--pid-file", "A path to write the PID in", ""), "PID_FILE");
     }
 
     private void Register(Option option, string env, bool implemented = true, char? split = null)
@@ -143,16 +152,39 @@ internal sealed partial class OptionTable
     private static Option<int> Int(string name, string help, int @default, int? min = null, int? max = null)
     {
         var option = new Option<int>(name) { Description = help, DefaultValueFactory = _ => @default };
+        option.CustomParser = result => ParseInt(result, name, min, max);
+        return option;
+    }
+
+    /// <summary>An integer option that is unset (null) unless given.</summary>
+    private static Option<int?> OptionalInt(string name, string help, int? min = null, int? max = null)
+    {
+        var option = new Option<int?>(name) { Description = help };
+        option.CustomParser = result => ParseInt(result, name, min, max);
+        return option;
+    }
+
+    private static int ParseInt(ArgumentResult result, string name, int? min, int? max)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+        if (!int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
+        {
+            result.AddError($"Invalid value for '{name}': '{text}' is not a valid integer.");
+            return 0;
+        }
+        if ((min is { } lo && value < lo) || (max is { } hi && value > hi))
+            result.AddError($"Invalid value for '{name}': {value} is not in the range {RangeText(min, max)}.");
+        return value;
+    }
+
+    private static Option<double> Float(string name, string help, double @default)
+    {
+        var option = new Option<double>(name) { Description = help, DefaultValueFactory = _ => @default };
         option.CustomParser = result =>
         {
             var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
-            if (!int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
-            {
-                result.AddError($"Invalid value for '{name}': '{text}' is not a valid integer.");
-                return 0;
-            }
-            if ((min is { } lo && value < lo) || (max is { } hi && value > hi))
-                result.AddError($"Invalid value for '{name}': {value} is not in the range {RangeText(min, max)}.");
+            if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) || !double.IsFinite(value) || value < 0)
+                result.AddError($"Invalid value for '{name}': '{text}' is not a valid float.");
             return value;
         };
         return option;
