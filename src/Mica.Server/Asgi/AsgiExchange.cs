@@ -49,6 +49,13 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
 
     public async Task RunAsync()
     {
+        _server.Drain.RequestStarted();
+        try { await ExchangeAsync(); }
+        finally { _server.Drain.RequestEnded(); }
+    }
+
+    private async Task ExchangeAsync()
+    {
         PreReadBody();
         await using var abort = _lifetime.RequestAborted.UnsafeRegister(
             static state => { var x = (AsgiExchange)state!; x._server.Loop.Post(x, Aborted); }, this);

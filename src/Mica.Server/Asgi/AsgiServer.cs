@@ -15,7 +15,10 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>
     public static AsgiServer? Current { get; private set; }
 
     public PythonLoop Loop { get; }
-    public bool KeepAlive { get; }
+    public ConnectionDrain Drain { get; }
+    /// <summary>Off with --no-http1-keep-alive, and for every response once the worker drains.</summary>
+    public bool KeepAlive => _keepAlive && Drain.KeepAlive;
+    private readonly bool _keepAlive;
     public HandleTable<AsgiExchange> Handles { get; } = new();
     public AsgiScope Scope { get; }
 
@@ -31,10 +34,11 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>
     private readonly nint _lifespan;
     private readonly nint _asgiModule, _workerModule, _loop;
 
-    private AsgiServer(PythonLoop loop, WorkerConfig config, nint workerModule, nint asgiModule, nint pyLoop, nint app)
+    private AsgiServer(PythonLoop loop, ConnectionDrain drain, WorkerConfig config, nint workerModule, nint asgiModule, nint pyLoop, nint app)
     {
         Loop = loop;
-        KeepAlive = config.KeepAlive;
+        Drain = drain;
+        _keepAlive = config.KeepAlive;
         Scope = new AsgiScope(config.UrlPathPrefix);
         _workerModule = PyRef.NewReference(workerModule);
         _asgiModule = PyRef.NewReference(asgiModule);
@@ -53,9 +57,9 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>
     }
 
     /// <summary>Creates the server and runs lifespan startup; returns the startup failure message, if any.</summary>
-    public static (AsgiServer Server, string? Failure) Start(PythonLoop loop, WorkerConfig config, nint workerModule, nint asgiModule, nint pyLoop, nint app)
+    public static (AsgiServer Server, string? Failure) Start(PythonLoop loop, ConnectionDrain drain, WorkerConfig config, nint workerModule, nint asgiModule, nint pyLoop, nint app)
     {
-        var server = new AsgiServer(loop, config, workerModule, asgiModule, pyLoop, app);
+        var server = new AsgiServer(loop, drain, config, workerModule, asgiModule, pyLoop, app);
         Current = server;
         if (server._lifespan == 0) return (server, null);
 

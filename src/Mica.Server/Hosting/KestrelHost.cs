@@ -14,7 +14,7 @@ namespace Mica.Server.Hosting;
 /// </summary>
 internal static class KestrelHost
 {
-    public static async Task<KestrelServer> StartAsync<TContext>(WorkerConfig config, IHttpApplication<TContext> application)
+    public static async Task<KestrelServer> StartAsync<TContext>(WorkerConfig config, IHttpApplication<TContext> application, ConnectionDrain drain)
         where TContext : notnull
     {
         ILoggerFactory loggers = NullLoggerFactory.Instance;
@@ -26,13 +26,17 @@ internal static class KestrelHost
         options.Limits.RequestHeadersTimeout = TimeSpan.FromMilliseconds(config.HeaderReadTimeoutMs);
         // Python apps decide how much body they accept (Granian sets no limit either).
         options.Limits.MaxRequestBodySize = null;
-        options.ListenHandle((ulong)config.ListenFd, listen => listen.Protocols = HttpProtocols.Http1);
+        options.ListenHandle((ulong)config.ListenFd, listen =>
+        {
+            listen.Protocols = HttpProtocols.Http1;
+            listen.Use(drain.Count);
+        });
 
         // Inline scheduling: Kestrel parses and writes on the socket's own I/O thread instead of
         // hopping to the thread pool. Safe here because the app never runs on these threads (it runs
         // on the Python thread), and it halves the thread hand-offs per request (measured in bench/).
-        var transport = new SocketTransportFactory(Options.Create(new SocketTransportOptions { UnsafePreferInlineScheduling = true }), loggers);
-        var server = new KestrelServer(Options.Create(options), transport, loggers);
+        var sockets = new SocketTransportFactory(Options.Create(new SocketTransportOptions { UnsafePreferInlineScheduling = true }), loggers);
+        var server = new KestrelServer(Options.Create(options), new ConnectionDrain.Transport(sockets, drain), loggers);
         await server.StartAsync(application, CancellationToken.None);
         return server;
     }

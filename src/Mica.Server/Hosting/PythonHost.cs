@@ -16,12 +16,17 @@ internal sealed unsafe class PythonHost
     public const string ThreadName = "mica-python";
 
     private readonly WorkerConfig _config;
+    private readonly ConnectionDrain _drain;
     private readonly PythonLoop _loop = new();
     private readonly TaskCompletionSource<StartFailure?> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private AsgiServer? _server;
 
-    public PythonHost(WorkerConfig config) => _config = config;
+    public PythonHost(WorkerConfig config, ConnectionDrain drain)
+    {
+        _config = config;
+        _drain = drain;
+    }
 
     /// <summary>The ASGI server once <see cref="Started"/> completed without failure.</summary>
     public AsgiServer Server => _server ?? throw new InvalidOperationException("not started");
@@ -114,7 +119,7 @@ internal sealed unsafe class PythonHost
         Log.Info($"Python {install.Version} ({install.Executable}), {PyStr.ToManaged(loopName.Handle)} event loop, interface {iface}");
 
         using var asgi = Interpreter.ImportEmbedded("_mica_asgi", "asgi.py");
-        var (server, lifespanFailure) = AsgiServer.Start(_loop, _config with { Interface = iface }, worker.Handle, asgi.Handle, pyLoop.Handle, app);
+        var (server, lifespanFailure) = AsgiServer.Start(_loop, _drain, _config with { Interface = iface }, worker.Handle, asgi.Handle, pyLoop.Handle, app);
         if (lifespanFailure is not null)
             return new StartFailure("lifespan", $"lifespan startup failed: {lifespanFailure}");
         _server = server;

@@ -14,6 +14,9 @@ public static class WorkerProgram
 {
     public const string Command = "__worker";
 
+    /// <summary>How long a stopping worker waits for its clients to finish with their connections.</summary>
+    private const double DrainLimitSeconds = 5;
+
     public static int Run(string fromMasterHandle, string toMasterHandle)
     {
         using var fromMaster = new AnonymousPipeClientStream(PipeDirection.In, fromMasterHandle);
@@ -42,7 +45,8 @@ public static class WorkerProgram
         using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, OnStopSignal);
         _ = WatchMasterAsync(fromMaster, stop);
 
-        var python = new PythonHost(config);
+        var drain = new ConnectionDrain();
+        var python = new PythonHost(config, drain);
         python.Start();
         var failure = await python.Started;
         if (failure is not null)
@@ -51,11 +55,13 @@ public static class WorkerProgram
             return 1;
         }
 
-        var kestrel = await KestrelHost.StartAsync(config, python.Server);
+        var kestrel = await KestrelHost.StartAsync(config, python.Server, drain);
         Send(toMaster, new WorkerMessage { Event = WorkerMessage.Ready });
         await stop.Task;
 
         // Drain HTTP first (in-flight requests need the event loop), then lifespan shutdown.
+        drain.BeginDrain();
+        await drain.WaitUntilQuietAsync(TimeSpan.FromSeconds(Math.Min(DrainLimitSeconds, config.ShutdownTimeoutSeconds)));
         using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(config.ShutdownTimeoutSeconds)))
             await kestrel.StopAsync(timeout.Token);
         python.BeginShutdown();

@@ -1,0 +1,108 @@
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+
+namespace Mica.Server.Hosting;
+
+/// <summary>
+/// Lets a worker leave without failing a single client (rolling restarts, scale-down, stop).
+/// Stopping Kestrel straight away closes idle keep-alive connections while their clients may
+/// already be sending the next request, and drops connections accepted but not yet read. So:
+///
+/// 1. <see cref="BeginDrain"/> stops accepting: connections still queued on the shared listening
+///    socket are left to the other workers (the master owns the socket; they all accept from it).
+/// 2. Every response from then on carries <c>Connection: close</c> (<see cref="KeepAlive"/>), so
+///    each open connection ends cleanly after its next response.
+/// 3. <see cref="WaitUntilQuietAsync"/> returns once no connection is left, or once no request has
+///    started for <see cref="QuietPeriod"/> (what remains is idle), or after the time limit.
+/// 4. Only then is Kestrel stopped.
+///
+/// Measured with bench-style load (wrk -c16, 5 SIGHUPs, 2 workers): see the commit that added this.
+/// </summary>
+internal sealed class ConnectionDrain
+{
+    private static readonly TimeSpan QuietPeriod = TimeSpan.FromMilliseconds(250);
+
+    private readonly TaskCompletionSource _draining = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _connections;
+    private int _requestsInFlight;
+    private long _lastRequestStart;
+
+    /// <summary>False once draining: responses then close their connection.</summary>
+    public bool KeepAlive { get; private set; } = true;
+
+    /// <summary>The socket transport, with listeners that stop accepting when draining begins.</summary>
+    public sealed class Transport(IConnectionListenerFactory sockets, ConnectionDrain drain) : IConnectionListenerFactory
+    {
+        public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default) =>
+            new PausableListener(await sockets.BindAsync(endpoint, cancellationToken), drain);
+    }
+
+    /// <summary>Kestrel connection middleware: counts open connections.</summary>
+    public ConnectionDelegate Count(ConnectionDelegate next) => async connection =>
+    {
+        Interlocked.Increment(ref _connections);
+        try { await next(connection); }
+        finally { Interlocked.Decrement(ref _connections); }
+    };
+
+    /// <summary>Per request, on the Kestrel side.</summary>
+    public void RequestStarted()
+    {
+        Interlocked.Increment(ref _requestsInFlight);
+        Volatile.Write(ref _lastRequestStart, Environment.TickCount64);
+    }
+
+    public void RequestEnded() => Interlocked.Decrement(ref _requestsInFlight);
+
+    public void BeginDrain()
+    {
+        KeepAlive = false;
+        _draining.TrySetResult();
+    }
+
+    public async Task WaitUntilQuietAsync(TimeSpan limit)
+    {
+        var deadline = Environment.TickCount64 + (long)limit.TotalMilliseconds;
+        while (Environment.TickCount64 < deadline)
+        {
+            if (Volatile.Read(ref _connections) == 0) return;
+            if (Volatile.Read(ref _requestsInFlight) == 0 &&
+                Environment.TickCount64 - Volatile.Read(ref _lastRequestStart) >= QuietPeriod.TotalMilliseconds) return;
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>Accepts until draining begins, then hands Kestrel no more connections.</summary>
+    private sealed class PausableListener(IConnectionListener inner, ConnectionDrain drain) : IConnectionListener
+    {
+        private readonly CancellationTokenSource _stop = new();
+
+        public EndPoint EndPoint => inner.EndPoint;
+
+        public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+        {
+            if (drain._draining.Task.IsCompleted)
+            {
+                // Not accepting: wait for Kestrel to unbind, then report the listener closed.
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, cancellationToken);
+                try { await Task.Delay(Timeout.Infinite, stop.Token); }
+                catch (OperationCanceledException) { }
+                return null;
+            }
+            return await inner.AcceptAsync(cancellationToken);
+        }
+
+        public async ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+        {
+            await _stop.CancelAsync();
+            await inner.UnbindAsync(cancellationToken);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await inner.DisposeAsync();
+            _stop.Dispose();
+        }
+    }
+}
