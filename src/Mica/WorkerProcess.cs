@@ -124,7 +124,8 @@ internal sealed class WorkerProcess
     /// <summary>Asks for a graceful stop (SIGTERM); the worker drains, runs lifespan shutdown and exits.</summary>
     public void Stop()
     {
-        if (State is WorkerState.Exited) return;
+        if (State is WorkerState.Exited or WorkerState.Stopping) return;
+        Log.Info($"Stopping {Name}");
         MoveTo(WorkerState.Stopping);
         Libc.kill(Pid, Libc.SIGTERM);
     }
