@@ -29,4 +29,11 @@ internal sealed record ServerOptions
     public int RssSamples { get; init; } = 1;
     public string? ProcessName { get; init; }
     public string? PidFile { get; init; }
+    public bool Reload { get; init; }
+    public IReadOnlyList<string> ReloadPaths { get; init; } = [];
+    public IReadOnlyList<string> ReloadIgnoreDirs { get; init; } = [];
+    public IReadOnlyList<string> ReloadIgnorePatterns { get; init; } = [];
+    public IReadOnlyList<string> ReloadIgnorePaths { get; init; } = [];
+    public int ReloadTickMs { get; init; } = 50;
+    public bool ReloadIgnoreWorkerFailure { get; init; }
 }

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
+using Mica.Reload;
 using Mica.Server;
 using Mica.Server.Hosting;
 
@@ -12,6 +13,11 @@ namespace Mica;
 ///
 /// Signals: TERM / INT / QUIT stop gracefully (a second INT kills); HUP replaces every worker one by
 /// one, each replacement ready before the old one is told to stop; TTIN / TTOU add / remove a worker.
+///
+/// With <c>--reload</c>, a change to the sources stops every worker (they drain) and starts new
+/// ones. With <c>--reload-ignore-worker-failure</c> too, a worker that fails never ends the server:
+/// the master keeps the port, serves the error as a 503 page meanwhile (<see cref="ErrorResponder"/>)
+/// and waits for the next change before starting a worker again (no restart storm).
 /// </summary>
 internal sealed class Supervisor(ServerOptions options)
 {
@@ -23,6 +29,7 @@ internal sealed class Supervisor(ServerOptions options)
     private readonly Queue<WorkerProcess> _toReplace = new();
     private readonly SystemdNotifier _systemd = SystemdNotifier.FromEnvironment();
     private Listener? _listener;
+    private ErrorResponder? _errorPage;
     private int _target;
     private bool _started, _stopping;
     private int _exitCode;
@@ -53,6 +60,7 @@ internal sealed class Supervisor(ServerOptions options)
         using var signals = new SignalTraps(_events.Writer,
             PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT, PosixSignal.SIGHUP, PosixSignal.SIGTTIN, PosixSignal.SIGTTOU);
         using var ticks = StartTicks();
+        using var watcher = StartWatching();
 
         _target = options.Workers;
         for (var id = 1; id <= _target; id++) Spawn(id);
@@ -65,10 +73,12 @@ internal sealed class Supervisor(ServerOptions options)
                 case WorkerExited x: HandleExit(x.Worker, x.ExitCode); break;
                 case RespawnDue r: if (!_stopping) Spawn(r.Id, respawned: true); break;
                 case Tick: CheckLifetimeAndMemory(); break;
+                case SourcesChanged c: HandleChanges(c.Paths); break;
                 case KillTimeout: KillRemaining(); break;
             }
             if (_stopping && _workers.Count == 0) break;
         }
+        _errorPage?.Dispose();
         Log.Info("Shutdown complete");
         return _exitCode;
     }
@@ -183,6 +193,12 @@ internal sealed class Supervisor(ServerOptions options)
             case WorkerMessage.Ready:
                 worker.MoveTo(WorkerState.Ready);
                 Log.Info($"{worker.Name} ready");
+                if (_errorPage is not null)
+                {
+                    _errorPage.Dispose();
+                    _errorPage = null;
+                    Log.Info("The app is serving again");
+                }
                 if (worker.Replacing is { } old)
                 {
                     worker.Replacing = null;
@@ -219,6 +235,11 @@ internal sealed class Supervisor(ServerOptions options)
             return;
         }
         if (_stopping) return;
+        if (IgnoreWorkerFailures)
+        {
+            KeepServingDespite(worker, wasReady, how);
+            return;
+        }
 
         if (!wasReady)
         {
@@ -256,6 +277,56 @@ internal sealed class Supervisor(ServerOptions options)
         }
         Log.Info($"Respawning worker-{worker.Id} in {options.RespawnIntervalSeconds} s");
         Post(new RespawnDue(worker.Id), TimeSpan.FromSeconds(options.RespawnIntervalSeconds));
+    }
+
+    // ------------------------------------------------------------------ reload
+
+    private bool IgnoreWorkerFailures => options.Reload && options.ReloadIgnoreWorkerFailure;
+
+    private FileWatcher? StartWatching()
+    {
+        if (!options.Reload) return null;
+        var filter = new ReloadFilter(options.ReloadIgnoreDirs, options.ReloadIgnorePatterns, options.ReloadIgnorePaths);
+        var watcher = new FileWatcher(options.ReloadPaths, filter, TimeSpan.FromMilliseconds(Math.Max(options.ReloadTickMs, 100)), _events.Writer);
+        Log.Info($"Watching for changes in {string.Join(", ", options.ReloadPaths.Select(Path.GetFullPath))}");
+        return watcher;
+    }
+
+    private void HandleChanges(IReadOnlyList<string> paths)
+    {
+        if (_stopping) return;
+        Log.Info($"Changes detected in {paths[0]}{(paths.Count > 1 ? $" and {paths.Count - 1} more" : "")}: reloading");
+        _toReplace.Clear();
+        foreach (var worker in _workers.Where(w => w.State != WorkerState.Stopping).ToList()) worker.Stop();
+        for (var id = 1; id <= _target; id++) Spawn(id);
+    }
+
+    /// <summary>
+    /// --reload-ignore-worker-failure: the server outlives any worker. One that failed to start waits
+    /// for the next change; one that crashed after serving is respawned. Meanwhile, if no worker
+    /// serves, the master answers with the error.
+    /// </summary>
+    private void KeepServingDespite(WorkerProcess worker, bool wasReady, string how)
+    {
+        var failure = worker.Failure ?? new WorkerMessage
+        {
+            Event = WorkerMessage.Failed,
+            Reason = wasReady ? "crash" : "died",
+            Message = wasReady ? $"{worker.Name} died unexpectedly ({how})" : $"{worker.Name} died before it was ready ({how})",
+        };
+        if (wasReady)
+        {
+            Log.Error($"{failure.Message}; respawning in {options.RespawnIntervalSeconds} s");
+            Post(new RespawnDue(worker.Id), TimeSpan.FromSeconds(options.RespawnIntervalSeconds));
+        }
+        else
+        {
+            if (worker.Failure is null) Log.Error(failure.Message!);
+            Log.Warning("Waiting for a change to the sources to start the app again");
+        }
+        if (_workers.Any(w => w.State == WorkerState.Ready)) return;
+        _errorPage?.Dispose();
+        _errorPage = ErrorResponder.Start(_listener!, failure);
     }
 
     private void CheckLifetimeAndMemory()

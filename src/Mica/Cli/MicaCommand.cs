@@ -65,6 +65,16 @@ internal static class MicaCommand
         if (workingDir is not null && !Directory.Exists(workingDir))
             return Fail($"Invalid value for '--working-dir': Directory '{workingDir}' does not exist.");
 
+        var reloadPaths = result.GetValue(table.ReloadPaths) ?? [];
+        if (reloadPaths.FirstOrDefault(p => !Path.Exists(p)) is { } missingPath)
+            return Fail($"Invalid value for '--reload-paths': Path '{missingPath}' does not exist.");
+        var ignorePatterns = result.GetValue(table.ReloadIgnorePatterns) ?? [];
+        foreach (var pattern in ignorePatterns)
+        {
+            try { _ = new System.Text.RegularExpressions.Regex(pattern); }
+            catch (ArgumentException e) { return Fail($"Invalid value for '--reload-ignore-patterns': '{pattern}' is not a valid regular expression ({e.Message})."); }
+        }
+
         var options = new ServerOptions
         {
             Target = result.GetValue(app)!,
@@ -90,6 +100,13 @@ internal static class MicaCommand
             RssSamples = result.GetValue(table.RssSamples),
             ProcessName = result.GetValue(table.ProcessName),
             PidFile = result.GetValue(table.PidFile),
+            Reload = FlagValue(all, table, table.Reload, @default: false),
+            ReloadPaths = reloadPaths.Length > 0 ? reloadPaths : [workingDir ?? Directory.GetCurrentDirectory()],
+            ReloadIgnoreDirs = result.GetValue(table.ReloadIgnoreDirs) ?? [],
+            ReloadIgnorePatterns = ignorePatterns,
+            ReloadIgnorePaths = result.GetValue(table.ReloadIgnorePaths) ?? [],
+            ReloadTickMs = result.GetValue(table.ReloadTick),
+            ReloadIgnoreWorkerFailure = FlagValue(all, table, table.ReloadIgnoreWorkerFailure, @default: false),
         };
         return (options, 0);
     }

@@ -44,6 +44,13 @@ internal sealed partial class OptionTable
     public readonly Option<int?> WorkersMaxRss = OptionalInt("--workers-max-rss", "The maximum amount of memory (in MiB) a worker can consume before respawn", min: 1);
     public readonly Option<string?> ProcessName = OptionalStr("--process-name", "Set a custom name for processes (ps, /proc/PID/comm)");
     public readonly Option<string?> PidFile = OptionalStr("--pid-file", "A path to write the PID in (locked while running, removed on exit)");
+    public readonly Option<bool> Reload = Flag("--reload", "Enable auto reload on application's files changes", false);
+    public readonly Option<string[]> ReloadPaths = Many("--reload-paths", "Paths to watch for changes [default: working directory]");
+    public readonly Option<string[]> ReloadIgnoreDirs = Many("--reload-ignore-dirs", "Names of directories to ignore changes for");
+    public readonly Option<string[]> ReloadIgnorePatterns = Many("--reload-ignore-patterns", "File/directory name patterns (regex) to ignore changes for");
+    public readonly Option<string[]> ReloadIgnorePaths = Many("--reload-ignore-paths", "Absolute paths to ignore changes for");
+    public readonly Option<int> ReloadTick = Int("--reload-tick", "How long (ms) changes must settle before reloading", 50, min: 50, max: 5000);
+    public readonly Option<bool> ReloadIgnoreWorkerFailure = Flag("--reload-ignore-worker-failure", "With --reload: keep serving the error (503) until a change fixes a worker that fails", false);
     public readonly Option<string?> Python = OptionalStr("--python", "Python interpreter to embed (default: $VIRTUAL_ENV/bin/python, else python3 on PATH)");
 
     public OptionTable()
@@ -71,6 +78,13 @@ internal sealed partial class OptionTable
         Register(WorkersMaxRss, "WORKERS_MAX_RSS");
         Register(ProcessName, "PROCESS_NAME");
         Register(PidFile, "PID_FILE");
+        Register(Reload, "RELOAD");
+        Register(ReloadPaths, "RELOAD_PATHS", split: ':');
+        Register(ReloadIgnoreDirs, "RELOAD_IGNORE_DIRS", split: ' ');
+        Register(ReloadIgnorePatterns, "RELOAD_IGNORE_PATTERNS", split: ' ');
+        Register(ReloadIgnorePaths, "RELOAD_IGNORE_PATHS", split: ':');
+        Register(ReloadTick, "RELOAD_TICK");
+        Register(ReloadIgnoreWorkerFailure, "RELOAD_IGNORE_WORKER_FAILURE");
 
         // Recognised, not implemented yet: using any of them is an error naming it.
         Later(Str("--uds", "Unix Domain Socket to bind to", ""), "UDS");
@@ -114,13 +128,6 @@ internal sealed partial class OptionTable
         Later(Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection", 1, 60, 15), "METRICS_SCRAPE_INTERVAL");
         Later(Str("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1"), "METRICS_ADDRESS");
         Later(Int("--metrics-port", "The port to bind the metrics exporter to", 9090), "METRICS_PORT");
-        Later(Flag("--reload", "Enable auto reload on application's files changes", false), "RELOAD");
-        Later(Many("--reload-paths", "Paths to watch for changes"), "RELOAD_PATHS", ':');
-        Later(Many("--reload-ignore-dirs", "Names of directories to ignore changes for"), "RELOAD_IGNORE_DIRS", ' ');
-        Later(Many("--reload-ignore-patterns", "File/directory name patterns (regex) to ignore changes for"), "RELOAD_IGNORE_PATTERNS", ' ');
-        Later(Many("--reload-ignore-paths", "Absolute paths to ignore changes for"), "RELOAD_IGNORE_PATHS", ':');
-        Later(Int("--reload-tick", "The tick frequency (in milliseconds) the reloader watch for changes", 50, min: 50, max: 5000), "RELOAD_TICK");
-        Later(Flag("--reload-ignore-worker-failure", "Ignore worker failures when auto reload is enabled", false), "RELOAD_IGNORE_WORKER_FAILURE");
     }
 
     private void Register(Option option, string env, bool implemented = true, char? split = null)

@@ -1,0 +1,143 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.RegularExpressions;
+using Mica.Server.Hosting;
+
+namespace Mica.Reload;
+
+/// <summary>
+/// While no worker is healthy under <c>--reload --reload-ignore-worker-failure</c>, the master
+/// itself accepts on the listening socket and answers every request with 503 and the error the
+/// worker reported: an HTML page (exception, file:line, traceback) that reloads itself every second
+/// for browsers, plain text for everything else, <c>Retry-After: 1</c>. No Python involved, so the
+/// developer sees the error instead of a refused or hanging connection, and the page recovers by
+/// itself once a save fixes the code. Stopped as soon as a worker is ready.
+/// </summary>
+internal sealed partial class ErrorResponder : IDisposable
+{
+    private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly Socket _socket;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly byte[] _html, _text;
+
+    private ErrorResponder(Socket socket, WorkerMessage failure)
+    {
+        _socket = socket;
+        _html = Response("text/html; charset=utf-8", HtmlPage(failure));
+        _text = Response("text/plain; charset=utf-8", TextPage(failure));
+    }
+
+    public static ErrorResponder Start(Listener listener, WorkerMessage failure)
+    {
+        // A duplicate descriptor of the same listening socket: closing it leaves the master's open.
+        var fd = fcntl(listener.Fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) throw new IOException($"cannot duplicate the listening socket: errno {Marshal.GetLastPInvokeError()}");
+        var responder = new ErrorResponder(new Socket(new SafeSocketHandle(fd, ownsHandle: true)), failure);
+        _ = responder.AcceptLoopAsync();
+        return responder;
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket client;
+            try { client = await _socket.AcceptAsync(_stop.Token); }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException) { return; }
+            _ = AnswerAsync(client);
+        }
+    }
+
+    private async Task AnswerAsync(Socket client)
+    {
+        using (client)
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(ReadTimeout);
+                var head = await ReadHeadAsync(client, timeout.Token);
+                var wantsHtml = AcceptsHtml().IsMatch(head);
+                await client.SendAsync(wantsHtml ? _html : _text, SocketFlags.None, timeout.Token);
+                client.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                // A client that is slow or gone gets nothing more; the master carries on.
+            }
+        }
+    }
+
+    /// <summary>The request head (up to 16 KiB): enough to see its Accept header.</summary>
+    private static async Task<string> ReadHeadAsync(Socket client, CancellationToken cancellation)
+    {
+        var buffer = new byte[16 * 1024];
+        var length = 0;
+        while (length < buffer.Length)
+        {
+            var n = await client.ReceiveAsync(buffer.AsMemory(length), SocketFlags.None, cancellation);
+            if (n == 0) break;
+            length += n;
+            if (buffer.AsSpan(0, length).IndexOf("\r\n\r\n"u8) >= 0) break;
+        }
+        return Encoding.Latin1.GetString(buffer, 0, length);
+    }
+
+    private static byte[] Response(string contentType, string body)
+    {
+        var content = Encoding.UTF8.GetBytes(body);
+        var head = $"HTTP/1.1 503 Service Unavailable\r\nContent-Type: {contentType}\r\nContent-Length: {content.Length}\r\n" +
+                   "Retry-After: 1\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+        return [.. Encoding.ASCII.GetBytes(head), .. content];
+    }
+
+    internal static string TextPage(WorkerMessage failure) =>
+        $"503 Service Unavailable: the app failed to start ({failure.Reason}).\n\n{failure.Message}\n" +
+        (string.IsNullOrEmpty(failure.Traceback) ? "" : $"\n{failure.Traceback.TrimEnd()}\n") +
+        "\nMica is watching for changes: save a fix and the app is reloaded.\n";
+
+    internal static string HtmlPage(WorkerMessage failure)
+    {
+        var traceback = failure.Traceback ?? "";
+        var lastLine = traceback.TrimEnd().Split('\n').LastOrDefault(l => l.Length > 0 && !l.StartsWith(' ')) ?? "";
+        var (type, message) = lastLine.IndexOf(": ", StringComparison.Ordinal) is var colon and > 0
+            ? (lastLine[..colon], lastLine[(colon + 2)..])
+            : (failure.Reason ?? "Error", failure.Message ?? "");
+        var location = FileAndLine().Matches(traceback).LastOrDefault() is { } m ? $"{m.Groups[1].Value}:{m.Groups[2].Value}" : null;
+        static string E(string? s) => WebUtility.HtmlEncode(s ?? "");
+        return $$"""
+            <!doctype html>
+            <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="1">
+            <title>503 · {{E(type)}}</title>
+            <style>body{font:15px/1.5 system-ui,sans-serif;margin:2rem;color:#222}h1{font-size:1.3rem;color:#b00020}
+            pre{background:#f6f6f6;padding:1rem;overflow:auto;font:13px/1.4 ui-monospace,monospace}.muted{color:#666}</style>
+            </head><body>
+            <h1>{{E(type)}}: {{E(message)}}</h1>
+            {{(location is null ? "" : $"<p>at <code>{E(location)}</code></p>")}}
+            <p>{{E(failure.Message)}}</p>
+            {{(traceback.Length == 0 ? "" : $"<pre>{E(traceback.TrimEnd())}</pre>")}}
+            <p class="muted">Mica is watching for changes: this page reloads itself every second and shows your app again once a save fixes it.</p>
+            </body></html>
+            """;
+    }
+
+    [GeneratedRegex(@"^accept:[^\r\n]*text/html", RegexOptions.IgnoreCase | RegexOptions.Multiline)]
+    private static partial Regex AcceptsHtml();
+
+    [GeneratedRegex("File \"([^\"]+)\", line (\\d+)")]
+    private static partial Regex FileAndLine();
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _socket.Dispose();
+        _stop.Dispose();
+    }
+
+    private const int F_DUPFD_CLOEXEC = 1030;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fcntl(int fd, int cmd, int arg);
+}
