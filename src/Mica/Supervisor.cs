@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Mica.Reload;
 using Mica.Server;
 using Mica.Server.Hosting;
+using Mica.Server.Python;
 
 namespace Mica;
 
@@ -30,6 +31,7 @@ internal sealed class Supervisor(ServerOptions options)
     private readonly SystemdNotifier _systemd = SystemdNotifier.FromEnvironment();
     private Listener? _listener;
     private ErrorResponder? _errorPage;
+    private PythonInstall? _python;
     private int _target;
     private bool _started, _stopping;
     private int _exitCode;
@@ -55,6 +57,7 @@ internal sealed class Supervisor(ServerOptions options)
         using var pidFile = options.PidFile is { } path ? PidFile.Create(path) : null;
         using var listener = Listener.FromSystemd() ?? Listener.Bind(options.Host, options.Port, options.Backlog);
         _listener = listener;
+        _python = FindPython();
         Log.Info($"Starting Mica {Cli.MicaCommand.Version}");
         Log.Info($"Listening at: {listener.Url}");
         using var signals = new SignalTraps(_events.Writer,
@@ -85,6 +88,13 @@ internal sealed class Supervisor(ServerOptions options)
 
     // ------------------------------------------------------------------ spawning and replacing
 
+    /// <summary>Which Python the workers embed, asked once (a subprocess: the master embeds none).</summary>
+    private PythonInstall FindPython()
+    {
+        try { return Interpreter.Probe(Interpreter.Choose(options.Python)); }
+        catch (StartupException e) { throw new StartupError(e.Message); }
+    }
+
     private WorkerProcess Spawn(int id, bool respawned = false, WorkerProcess? replacing = null)
     {
         var config = new WorkerConfig
@@ -94,7 +104,7 @@ internal sealed class Supervisor(ServerOptions options)
             Interface = options.Interface,
             Factory = options.Factory,
             WorkingDir = options.WorkingDir,
-            Python = options.Python,
+            Python = _python!,
             Loop = options.Loop,
             ListenFd = _listener!.Fd,
             UrlPathPrefix = options.UrlPathPrefix,

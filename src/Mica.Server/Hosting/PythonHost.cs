@@ -88,7 +88,7 @@ internal sealed unsafe class PythonHost
     private StartFailure? StartPython(out PyRef pyLoop)
     {
         pyLoop = default;
-        var install = Interpreter.Probe(Interpreter.Choose(_config.Python));
+        var install = _config.Python;
         MicaModule.Loop = _loop;
         Interpreter.Initialize(install, MicaModule.Register);
 

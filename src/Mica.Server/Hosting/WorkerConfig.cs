@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Mica.Server.Python;
 
 namespace Mica.Server.Hosting;
 
@@ -13,7 +14,8 @@ public sealed record WorkerConfig
     public required string Interface { get; init; }       // auto | asgi | asginl | rsgi | wsgi
     public bool Factory { get; init; }
     public required string WorkingDir { get; init; }
-    public string? Python { get; init; }
+    /// <summary>The interpreter to embed, as the master found it (<see cref="Python.Interpreter.Probe"/>).</summary>
+    public required PythonInstall Python { get; init; }
     public string Loop { get; init; } = "auto";
     public required int ListenFd { get; init; }
     public string UrlPathPrefix { get; init; } = "";
@@ -38,5 +40,6 @@ public sealed record WorkerMessage
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(WorkerConfig))]
+[JsonSerializable(typeof(PythonInstall))]
 [JsonSerializable(typeof(WorkerMessage))]
 public sealed partial class ControlJson : JsonSerializerContext;

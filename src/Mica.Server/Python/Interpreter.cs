@@ -6,13 +6,14 @@ using System.Text.Json;
 namespace Mica.Server.Python;
 
 /// <summary>What one Python interpreter told us about itself (see <see cref="Interpreter.Probe"/>).</summary>
-internal sealed record PythonInstall(string Executable, string Library, string Version);
+public sealed record PythonInstall(string Executable, string Library, string Version);
 
 /// <summary>
-/// Finds a Python, loads its libpython into this process and initialises it. Everything here runs
-/// once per worker, on the thread that will own the event loop (Python's "main thread").
+/// Finds a Python (the master does this once, by asking the interpreter in a subprocess), loads its
+/// libpython into a worker and initialises it, on the thread that will own the event loop (Python's
+/// "main thread").
 /// </summary>
-internal static unsafe partial class Interpreter
+public static unsafe partial class Interpreter
 {
     private const int RTLD_NOW = 2, RTLD_GLOBAL = 0x100;
 
@@ -74,7 +75,7 @@ internal static unsafe partial class Interpreter
     /// Loads libpython and initialises the interpreter on the calling thread, which keeps the GIL.
     /// Built-in modules must have been registered with <see cref="NativeModule"/> before this.
     /// </summary>
-    public static void Initialize(PythonInstall install, Action registerBuiltins)
+    internal static void Initialize(PythonInstall install, Action registerBuiltins)
     {
         // RTLD_GLOBAL: C extension modules (math, _asyncio, uvloop) resolve Python's symbols from it.
         var lib = DlOpen(install.Library, RTLD_NOW | RTLD_GLOBAL);
@@ -93,7 +94,7 @@ internal static unsafe partial class Interpreter
     }
 
     /// <summary>Compiles and imports one of Mica's own Python modules shipped inside this assembly.</summary>
-    public static PyRef ImportEmbedded(string moduleName, string resourceName)
+    internal static PyRef ImportEmbedded(string moduleName, string resourceName)
     {
         using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(resourceName)
             ?? throw new InvalidOperationException($"missing embedded resource {resourceName}");
@@ -106,4 +107,4 @@ internal static unsafe partial class Interpreter
 }
 
 /// <summary>A start-up failure with a message meant for the user, not a stack trace.</summary>
-internal sealed class StartupException(string message) : Exception(message);
+public sealed class StartupException(string message) : Exception(message);
