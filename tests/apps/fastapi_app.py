@@ -9,18 +9,11 @@ from typing import List, Optional
 from fastapi import BackgroundTasks, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
+from _events import event as _event
 
 app = FastAPI()
 
-_events = {}
 _background_done = {}
-
-
-def _event(name):
-    event = _events.get(name)
-    if event is None:
-        event = _events[name] = asyncio.Event()
-    return event
 
 
 class Item(BaseModel):

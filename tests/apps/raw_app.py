@@ -8,17 +8,10 @@ import asyncio
 import hashlib
 import json
 from urllib.parse import parse_qs
+from _events import event as _event
 
-_events = {}
 _inflight = {}
 _max_inflight = {}
-
-
-def _event(name):
-    event = _events.get(name)
-    if event is None:
-        event = _events[name] = asyncio.Event()
-    return event
 
 
 def _say(line):

@@ -8,16 +8,9 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
+from _events import event as _event
 
-_events = {}
 _background_done = {}
-
-
-def _event(name):
-    event = _events.get(name)
-    if event is None:
-        event = _events[name] = asyncio.Event()
-    return event
 
 
 class TeapotError(Exception):
