@@ -30,7 +30,7 @@ internal sealed class Supervisor(ServerOptions options)
     private readonly Queue<WorkerProcess> _toReplace = new();
     private readonly SystemdNotifier _systemd = SystemdNotifier.FromEnvironment();
     private Listener? _listener;
-    private ErrorResponder? _errorPage;
+    private ErrorResponder? _errorPage;   // created with the listener under --reload-ignore-worker-failure
     private PythonInstall? _python;
     private int _target;
     private bool _started, _stopping;
@@ -57,6 +57,8 @@ internal sealed class Supervisor(ServerOptions options)
         using var pidFile = options.PidFile is { } path ? PidFile.Create(path) : null;
         using var listener = Listener.FromSystemd() ?? Listener.Bind(options.Host, options.Port, options.Backlog);
         _listener = listener;
+        using var errorPage = IgnoreWorkerFailures ? new ErrorResponder(listener) : null;
+        _errorPage = errorPage;
         _python = FindPython();
         Log.Info($"Starting Mica {Cli.MicaCommand.Version}");
         Log.Info($"Listening at: {listener.Url}");
@@ -81,7 +83,6 @@ internal sealed class Supervisor(ServerOptions options)
             }
             if (_stopping && _workers.Count == 0) break;
         }
-        _errorPage?.Dispose();
         Log.Info("Shutdown complete");
         return _exitCode;
     }
@@ -203,10 +204,9 @@ internal sealed class Supervisor(ServerOptions options)
             case WorkerMessage.Ready:
                 worker.MoveTo(WorkerState.Ready);
                 Log.Info($"{worker.Name} ready");
-                if (_errorPage is not null)
+                if (_errorPage is { Serving: true })
                 {
-                    _errorPage.Dispose();
-                    _errorPage = null;
+                    _errorPage.Pause();
                     Log.Info("The app is serving again");
                 }
                 if (worker.Replacing is { } old)
@@ -335,8 +335,7 @@ internal sealed class Supervisor(ServerOptions options)
             Log.Warning("Waiting for a change to the sources to start the app again");
         }
         if (_workers.Any(w => w.State == WorkerState.Ready)) return;
-        _errorPage?.Dispose();
-        _errorPage = ErrorResponder.Start(_listener!, failure);
+        _errorPage!.Serve(failure);
     }
 
     private void CheckLifetimeAndMemory()

@@ -119,6 +119,13 @@ public sealed class CliTests
     [InlineData("--workers-kill-timeout", "1h1s")]
     [InlineData("--workers-kill-timeout", "99999999999999999999s")]
     [InlineData("--working-dir", "/no/such/directory")]
+    [InlineData("--workers", "0")]
+    [InlineData("--workers", "two")]
+    [InlineData("--workers-max-rss", "0")]
+    [InlineData("--respawn-interval", "-1")]
+    [InlineData("--respawn-interval", "abc")]
+    [InlineData("--rss-sample-interval", "0")]
+    [InlineData("--rss-samples", "0")]
     public async Task Bad_option_value_exits_2_with_one_error_line(string option, string value)
     {
         var run = await RunAsync(["--python", MicaProcess.Python, option, value, "hello:app"]);
@@ -126,9 +133,9 @@ public sealed class CliTests
     }
 
     [Theory]
-    [InlineData("--workers", "2")]
+    [InlineData("--blocking-threads", "2")]
     [InlineData("--ws")]
-    [InlineData("--reload")]
+    [InlineData("--metrics")]
     [InlineData("--uds", "/tmp/mica-test.sock")]
     [InlineData("--ssl-certificate", "cert.pem")]
     [InlineData("--access-log")]
@@ -183,8 +190,8 @@ public sealed class CliTests
     [Fact]
     public async Task Unimplemented_option_from_the_environment_exits_2()
     {
-        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_WORKERS"] = "4" });
-        AssertUsageError(run, "--workers");
+        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_BLOCKING_THREADS"] = "4" });
+        AssertUsageError(run, "--blocking-threads");
     }
 
     // ------------------------------------------------------------------ --version, --help

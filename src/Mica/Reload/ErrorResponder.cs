@@ -13,45 +13,60 @@ namespace Mica.Reload;
 /// worker reported: an HTML page (exception, file:line, traceback) that reloads itself every second
 /// for browsers, plain text for everything else, <c>Retry-After: 1</c>. No Python involved, so the
 /// developer sees the error instead of a refused or hanging connection, and the page recovers by
-/// itself once a save fixes the code. Stopped as soon as a worker is ready.
+/// itself once a save fixes the code. Paused as soon as a worker is ready.
+///
+/// One duplicate of the listening socket serves the master's whole life: closing a duplicate does
+/// not remove it from the runtime's epoll set (the socket itself stays open through the original
+/// descriptor), so a second duplicate on the same number would never be polled.
 /// </summary>
-internal sealed partial class ErrorResponder : IDisposable
+internal sealed partial class ErrorResponder(Listener listener) : IDisposable
 {
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly Socket _socket;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly byte[] _html, _text;
+    private Socket? _socket;
+    private CancellationTokenSource? _serving;
+    private byte[] _html = [], _text = [];
 
-    private ErrorResponder(Socket socket, WorkerMessage failure)
+    public bool Serving => _serving is not null;
+
+    /// <summary>Starts answering with <paramref name="failure"/> (or switches to it).</summary>
+    public void Serve(WorkerMessage failure)
     {
-        _socket = socket;
         _html = Response("text/html; charset=utf-8", HtmlPage(failure));
         _text = Response("text/plain; charset=utf-8", TextPage(failure));
+        if (_serving is not null) return;
+        _serving = new CancellationTokenSource();
+        _ = AcceptLoopAsync(Socket(), _serving.Token);
     }
 
-    public static ErrorResponder Start(Listener listener, WorkerMessage failure)
+    /// <summary>Stops accepting; the workers take the connections again.</summary>
+    public void Pause()
     {
-        // A duplicate descriptor of the same listening socket: closing it leaves the master's open.
+        _serving?.Cancel();
+        _serving?.Dispose();
+        _serving = null;
+    }
+
+    private Socket Socket()
+    {
+        if (_socket is not null) return _socket;
         var fd = fcntl(listener.Fd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0) throw new IOException($"cannot duplicate the listening socket: errno {Marshal.GetLastPInvokeError()}");
-        var responder = new ErrorResponder(new Socket(new SafeSocketHandle(fd, ownsHandle: true)), failure);
-        _ = responder.AcceptLoopAsync();
-        return responder;
+        return _socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
     }
 
-    private async Task AcceptLoopAsync()
+    private async Task AcceptLoopAsync(Socket socket, CancellationToken serving)
     {
-        while (!_stop.IsCancellationRequested)
+        while (!serving.IsCancellationRequested)
         {
             Socket client;
-            try { client = await _socket.AcceptAsync(_stop.Token); }
+            try { client = await socket.AcceptAsync(serving); }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException) { return; }
-            _ = AnswerAsync(client);
+            _ = AnswerAsync(client, _html, _text);
         }
     }
 
-    private async Task AnswerAsync(Socket client)
+    private static async Task AnswerAsync(Socket client, byte[] html, byte[] text)
     {
         using (client)
         {
@@ -60,7 +75,7 @@ internal sealed partial class ErrorResponder : IDisposable
                 using var timeout = new CancellationTokenSource(ReadTimeout);
                 var head = await ReadHeadAsync(client, timeout.Token);
                 var wantsHtml = AcceptsHtml().IsMatch(head);
-                await client.SendAsync(wantsHtml ? _html : _text, SocketFlags.None, timeout.Token);
+                await client.SendAsync(wantsHtml ? html : text, SocketFlags.None, timeout.Token);
                 client.Shutdown(SocketShutdown.Both);
             }
             catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
@@ -131,9 +146,8 @@ internal sealed partial class ErrorResponder : IDisposable
 
     public void Dispose()
     {
-        _stop.Cancel();
-        _socket.Dispose();
-        _stop.Dispose();
+        Pause();
+        _socket?.Dispose();
     }
 
     private const int F_DUPFD_CLOEXEC = 1030;

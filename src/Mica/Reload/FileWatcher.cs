@@ -26,12 +26,13 @@ internal sealed class FileWatcher : IDisposable
         foreach (var path in paths.Select(Path.GetFullPath))
         {
             var directory = Directory.Exists(path) ? path : Path.GetDirectoryName(path)!;
+            var isFile = !Directory.Exists(path);
             var watcher = new FileSystemWatcher(directory)
             {
-                IncludeSubdirectories = true,
+                IncludeSubdirectories = !isFile,
                 NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size,
             };
-            if (!Directory.Exists(path)) watcher.Filter = Path.GetFileName(path);
+            if (isFile) watcher.Filter = Path.GetFileName(path);
             watcher.Changed += (_, e) => Seen(e.FullPath, directory);
             watcher.Created += (_, e) => Seen(e.FullPath, directory);
             watcher.Deleted += (_, e) => Seen(e.FullPath, directory);
@@ -55,6 +56,15 @@ internal sealed class FileWatcher : IDisposable
 
     private void Seen(string path, string root)
     {
+        // A directory created or moved in (mkdir + files, git checkout, mv): its files may have
+        // arrived before the watch on it existed, so look inside.
+        if (Directory.Exists(path))
+        {
+            if (!_filter.Watches(path, root)) return;
+            foreach (var file in Directory.EnumerateFiles(path, "*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true }).Take(10_000))
+                Seen(file, root);
+            return;
+        }
         if (!_filter.Triggers(path, root)) return;
         lock (_lock)
         {

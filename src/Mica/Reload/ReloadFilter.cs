@@ -42,11 +42,19 @@ internal sealed class ReloadFilter
     {
         var name = Path.GetFileName(path);
         if (!SourceExtensions.Contains(Path.GetExtension(name), StringComparer.Ordinal) || EditorFiles.IsMatch(name)) return false;
+        return Admits(path, root, lastIsDirectory: false);
+    }
+
+    /// <summary>Whether files below <paramref name="directory"/> could trigger at all (not an ignored tree).</summary>
+    public bool Watches(string directory, string root) => Admits(directory, root, lastIsDirectory: true);
+
+    private bool Admits(string path, string root, bool lastIsDirectory)
+    {
         if (_ignoredPaths.Any(p => path == p || path.StartsWith(p + "/", StringComparison.Ordinal))) return false;
         var parts = Path.GetRelativePath(root, path).Split('/', StringSplitOptions.RemoveEmptyEntries);
         for (var i = 0; i < parts.Length; i++)
         {
-            var isDirectory = i < parts.Length - 1;
+            var isDirectory = lastIsDirectory || i < parts.Length - 1;
             if (isDirectory && (_ignoredDirectories.Contains(parts[i]) || parts[i].EndsWith(".egg-info", StringComparison.Ordinal))) return false;
             if (_ignoredPatterns.Any(p => p.IsMatch(parts[i]))) return false;
         }

@@ -29,6 +29,7 @@ public sealed partial class MicaProcess : IAsyncDisposable, IDisposable
     private readonly TaskCompletionSource _stdoutClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _stderrClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<int> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<WorkerInfo> _spawned = [];
 
     public int Pid { get; }
     public IReadOnlyList<string> Arguments { get; }
@@ -42,6 +43,13 @@ public sealed partial class MicaProcess : IAsyncDisposable, IDisposable
     // ------------------------------------------------------------------ locating things
 
     public static string RepoRoot { get; } = FindRepoRoot();
+    /// <summary>The built binary itself (what ./mica execs), for wrappers that must exec mica directly.</summary>
+    public static string BuiltBinary => Environment.GetEnvironmentVariable("MICATEST_LAUNCHER") is { Length: > 0 } other
+        ? other : Path.Combine(RepoRoot, "artifacts", "bin", "Mica", "release", "mica");
+    /// <summary>In a wrapper's arguments: replaced by the launcher's path.</summary>
+    public const string MicaPathPlaceholder = "{mica}";
+    /// <summary>In a wrapper's arguments: replaced by <see cref="BuiltBinary"/> (built first).</summary>
+    public const string MicaBinaryPlaceholder = "{mica-binary}";
     public static string AppsDir => Path.Combine(RepoRoot, "tests", "apps");
     /// <summary>./mica, or the launcher named by MICATEST_LAUNCHER (to run the suite against another build).</summary>
     public static string Launcher => Environment.GetEnvironmentVariable("MICATEST_LAUNCHER") is { Length: > 0 } other ? other : Path.Combine(RepoRoot, "mica");
@@ -111,10 +119,20 @@ public sealed partial class MicaProcess : IAsyncDisposable, IDisposable
     /// Starts <c>./mica --python /usr/bin/python3 [--port 0 --working-dir tests/apps] ARGS</c> and
     /// returns at once (no waiting for ready). <paramref name="raw"/> passes ARGS alone.
     /// </summary>
-    public static async Task<MicaProcess> LaunchAsync(IEnumerable<string> args, IDictionary<string, string?>? environment = null, bool raw = false)
+    public static Task<MicaProcess> LaunchAsync(IEnumerable<string> args, IDictionary<string, string?>? environment = null, bool raw = false) =>
+        LaunchViaAsync(null, args, environment, raw);
+
+    /// <summary>
+    /// Like <see cref="LaunchAsync"/>, but started through <paramref name="wrapper"/> (a program and
+    /// its first arguments; mica's path and arguments follow), which must end by exec-ing mica so that
+    /// the process started is the master itself (same PID), e.g. <c>/bin/sh -c 'umask 077; exec "$0" "$@"'</c>.
+    /// The wrapper may name mica with the placeholder <see cref="MicaPathPlaceholder"/> (the launcher) or
+    /// <see cref="MicaBinaryPlaceholder"/> (the built binary); otherwise the launcher's path is appended.
+    /// </summary>
+    public static async Task<MicaProcess> LaunchViaAsync(IReadOnlyList<string>? wrapper, IEnumerable<string> args, IDictionary<string, string?>? environment = null, bool raw = false)
     {
         await EnsureBuiltAsync();
-        var psi = new ProcessStartInfo(Launcher)
+        var psi = new ProcessStartInfo(wrapper is { Count: > 0 } ? wrapper[0] : Launcher)
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
@@ -124,6 +142,12 @@ public sealed partial class MicaProcess : IAsyncDisposable, IDisposable
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
+        if (wrapper is { Count: > 0 })
+        {
+            foreach (var a in wrapper.Skip(1))
+                psi.ArgumentList.Add(a switch { MicaPathPlaceholder => Launcher, MicaBinaryPlaceholder => BuiltBinary, _ => a });
+            if (!wrapper.Contains(MicaPathPlaceholder) && !wrapper.Contains(MicaBinaryPlaceholder)) psi.ArgumentList.Add(Launcher);
+        }
         if (!raw)
         {
             foreach (var a in new[] { "--python", Python, "--port", "0", "--working-dir", AppsDir }) psi.ArgumentList.Add(a);
@@ -191,8 +215,13 @@ public sealed partial class MicaProcess : IAsyncDisposable, IDisposable
                     Host = m.Groups["host"].Value;
                     Port = int.Parse(m.Groups["port"].Value);
                 }
-                if (WorkerPid == 0 && SpawnedPattern().Match(text) is { Success: true } w)
-                    WorkerPid = int.Parse(w.Groups[1].Value);
+                if (AnySpawnedPattern().Match(text) is { Success: true } spawned)
+                {
+                    var pid = int.Parse(spawned.Groups["pid"].Value);
+                    var worker = new WorkerInfo(int.Parse(spawned.Groups["id"].Value), pid) { StartTime = ProcessStartTime(pid) };
+                    _spawned.Add(worker);
+                    if (WorkerPid == 0 && worker.Id == 1) WorkerPid = worker.Pid;
+                }
             }
             for (var i = _waiters.Count - 1; i >= 0; i--)
                 if (_waiters[i].Match(line))
@@ -328,6 +357,8 @@ public sealed partial class MicaProcess : IAsyncDisposable, IDisposable
             _exited.Task.Wait(TimeSpan.FromSeconds(5));
         }
         if (WorkerPid != 0 && IsMicaWorker(WorkerPid)) _ = Libc.kill(WorkerPid, Libc.SIGKILL);
+        foreach (var worker in SpawnedWorkers)
+            if (worker.IsAlive && IsMicaWorker(worker.Pid)) _ = Libc.kill(worker.Pid, Libc.SIGKILL);
         _process.Dispose();
     }
 
@@ -384,13 +415,119 @@ public sealed partial class MicaProcess : IAsyncDisposable, IDisposable
     [GeneratedRegex(@"Listening at: http://\[?(?<host>[^\]/]+?)\]?:(?<port>\d+)")]
     private static partial Regex ListeningPattern();
 
-    [GeneratedRegex(@"Spawned worker-1 \(pid (\d+)\)")]
-    private static partial Regex SpawnedPattern();
+    [GeneratedRegex(@"Spawned worker-(?<id>\d+) \(pid (?<pid>\d+)\)")]
+    private static partial Regex AnySpawnedPattern();
+
+    [GeneratedRegex(@"worker-(?<id>\d+) \(pid (?<pid>\d+)\) ready")]
+    private static partial Regex WorkerReadyPattern();
+
+    // ------------------------------------------------------------------ workers and children
+
+    /// <summary>Every worker named by a "Spawned worker-K (pid P)" line so far, in order.</summary>
+    public IReadOnlyList<WorkerInfo> SpawnedWorkers
+    {
+        get { lock (_gate) return [.. _spawned]; }
+    }
+
+    /// <summary>The (id, pid) of every "worker-K (pid P) ready" line after <paramref name="after"/>.</summary>
+    public IReadOnlyList<(int Id, int Pid)> ReadyWorkers(int after = -1) =>
+        [.. Lines.Where(l => l.Index > after && l.Source == Output.Stderr)
+            .Select(l => WorkerReadyPattern().Match(l.Text)).Where(m => m.Success)
+            .Select(m => (int.Parse(m.Groups["id"].Value), int.Parse(m.Groups["pid"].Value)))];
+
+    /// <summary>Waits until <paramref name="count"/> distinct workers reported ready (after <paramref name="after"/>).</summary>
+    public async Task<IReadOnlyList<(int Id, int Pid)>> WaitForReadyWorkersAsync(int count, TimeSpan? timeout = null, int after = -1)
+    {
+        var seen = new HashSet<int>();
+        await WaitForLineAsync(l =>
+        {
+            if (l.Source == Output.Stderr && WorkerReadyPattern().Match(l.Text) is { Success: true } m) seen.Add(int.Parse(m.Groups["pid"].Value));
+            return seen.Count >= count;
+        }, timeout ?? ReadyTimeout, after);
+        if (Port == 0) throw new InvalidOperationException("workers ready, but no 'Listening at' line was seen\n" + Dump());
+        return ReadyWorkers(after);
+    }
+
+    /// <summary>The live (not zombie) processes whose parent is the master, from /proc.</summary>
+    public IReadOnlyList<int> ChildPids() => ChildrenOf(Pid);
+
+    public static IReadOnlyList<int> ChildrenOf(int parent)
+    {
+        var children = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            if (ReadStat(pid) is { } stat && stat.State != "Z" && stat.Ppid == parent) children.Add(pid);
+        }
+        children.Sort();
+        return children;
+    }
+
+    /// <summary>Polls /proc until the master has exactly <paramref name="count"/> live children; returns them.</summary>
+    public async Task<IReadOnlyList<int>> WaitForChildCountAsync(int count, TimeSpan? timeout = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var limit = timeout ?? TimeSpan.FromSeconds(15);
+        while (true)
+        {
+            var children = ChildPids();
+            if (children.Count == count) return children;
+            if (clock.Elapsed > limit)
+                throw new TimeoutException($"the master has {children.Count} children ({string.Join(", ", children)}), expected {count}, after {limit.TotalSeconds:0.#} s\n{Dump()}");
+            await Task.Delay(25);
+        }
+    }
+
+    /// <summary>
+    /// After the master exited: waits (bounded) until no worker it ever spawned is alive, and fails
+    /// naming the survivors (orphans) otherwise.
+    /// </summary>
+    public async Task AssertNoOrphansAsync(TimeSpan? timeout = null)
+    {
+        if (!HasExited) throw new InvalidOperationException("AssertNoOrphansAsync: the master is still running");
+        var clock = Stopwatch.StartNew();
+        var limit = timeout ?? TimeSpan.FromSeconds(5);
+        while (true)
+        {
+            var alive = SpawnedWorkers.Where(w => w.IsAlive).ToList();
+            var children = ChildrenOf(Pid);   // by then, a reused pid at most
+            if (alive.Count == 0 && children.Count == 0) return;
+            if (clock.Elapsed > limit)
+                throw new Xunit.Sdk.XunitException(
+                    $"orphans after the master (pid {Pid}) exited: {string.Join(", ", alive.Select(w => $"worker-{w.Id} pid {w.Pid}").Concat(children.Select(c => $"child pid {c}")))}\n{Dump()}");
+            await Task.Delay(25);
+        }
+    }
+
+    internal sealed record ProcStat(string State, int Ppid, ulong StartTime);
+
+    /// <summary>/proc/PID/stat: state, parent and start time (clock ticks since boot); null if gone.</summary>
+    internal static ProcStat? ReadStat(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return new ProcStat(fields[0], int.Parse(fields[1]), ulong.Parse(fields[19]));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException) { return null; }
+    }
+
+    internal static ulong? ProcessStartTime(int pid) => ReadStat(pid)?.StartTime;
+}
+
+/// <summary>A worker as named by the master's log; <see cref="StartTime"/> guards against pid reuse.</summary>
+public sealed record WorkerInfo(int Id, int Pid)
+{
+    public ulong? StartTime { get; init; }
+
+    /// <summary>Alive and not a zombie, and the same process that was spawned (same start time).</summary>
+    public bool IsAlive => MicaProcess.ReadStat(Pid) is { } stat && stat.State != "Z" && (StartTime is null || StartTime == stat.StartTime);
 }
 
 public static partial class Libc
 {
-    public const int SIGINT = 2, SIGKILL = 9, SIGTERM = 15;
+    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGTERM = 15, SIGTTIN = 21, SIGTTOU = 22;
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int kill(int pid, int sig);

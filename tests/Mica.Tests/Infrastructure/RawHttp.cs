@@ -182,6 +182,18 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>
+    /// True when the server has closed (or reset) the connection and no unread data is left: what
+    /// HTTP clients check before reusing an idle keep-alive connection.
+    /// </summary>
+    public bool IsClosedByPeer()
+    {
+        if (_end > _start) return false;
+        try { return _client.Client.Poll(0, SelectMode.SelectRead) && _client.Client.Available == 0; }
+        catch (SocketException) { return true; }
+        catch (ObjectDisposedException) { return true; }
+    }
+
     public void Abort()
     {
         // RST instead of FIN: the server sees the connection reset.
