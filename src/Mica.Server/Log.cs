@@ -18,8 +18,6 @@ public static class Log
     public static void Warning(string message) => Write(LogLevel.Warning, message);
     public static void Error(string message) => Write(LogLevel.Error, message);
 
-    public static bool IsEnabled(LogLevel level) => level >= Level;
-
     public static void Write(LogLevel level, string message)
     {
         if (level < Level) return;

@@ -15,8 +15,6 @@ internal sealed class HandleTable<T> where T : class
     private readonly Stack<int> _free = new();
     private int _used;
 
-    public int Count { get; private set; }
-
     public int Add(T item)
     {
         int index;
@@ -31,7 +29,6 @@ internal sealed class HandleTable<T> where T : class
             index = _used++;
         }
         _items[index] = item;
-        Count++;
         return (_generations[index] << IndexBits) | index;
     }
 
@@ -49,6 +46,5 @@ internal sealed class HandleTable<T> where T : class
         _items[index] = null;
         _generations[index] = (_generations[index] + 1) & 0x1FF;   // stays a positive Python int
         _free.Push(index);
-        Count--;
     }
 }

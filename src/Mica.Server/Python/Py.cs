@@ -17,19 +17,11 @@ internal static unsafe class Py
     public static delegate* unmanaged<byte*, nint*, nint> DecodeLocale;
     public static delegate* unmanaged<nint, void> SetProgramName;
     public static delegate* unmanaged<int, void> InitializeEx;
-    public static delegate* unmanaged<nint> EvalSaveThread;
-    public static delegate* unmanaged<nint, void> EvalRestoreThread;
-    public static delegate* unmanaged<int> GILStateEnsure;
-    public static delegate* unmanaged<int, void> GILStateRelease;
 
     // References and objects.
     public static delegate* unmanaged<nint, void> IncRef;
     public static delegate* unmanaged<nint, void> DecRef;
     public static delegate* unmanaged<nint, byte*, nint> GetAttrString;
-    public static delegate* unmanaged<nint, byte*, nint, int> SetAttrString;
-    public static delegate* unmanaged<nint, nint, nint, nint> Call;
-    public static delegate* unmanaged<nint, nint> CallNoArgs;
-    public static delegate* unmanaged<nint, nint, nint> CallOneArg;
     public static delegate* unmanaged<nint, nint*, nuint, nint, nint> Vectorcall;
     public static delegate* unmanaged<nint, nint> ObjectStr;
     public static delegate* unmanaged<nint, nint> GetIter;
@@ -47,7 +39,6 @@ internal static unsafe class Py
     public static delegate* unmanaged<nint, nint> TupleNew;
     public static delegate* unmanaged<nint, nint, nint, int> TupleSetItem;
     public static delegate* unmanaged<nint, nint> ListNew;
-    public static delegate* unmanaged<nint, nint, nint, int> ListSetItem;
     public static delegate* unmanaged<nint, nint, int> ListAppend;
     public static delegate* unmanaged<nint> DictNew;
     public static delegate* unmanaged<nint, nint> DictCopy;
@@ -73,7 +64,7 @@ internal static unsafe class Py
 
     // Singletons and exception types (addresses of exported data).
     public static nint None, True, False;
-    public static nint ExcRuntimeError, ExcTypeError, ExcValueError;
+    public static nint ExcRuntimeError, ExcTypeError;
 
     internal static void Bind(nint lib)
     {
@@ -83,18 +74,10 @@ internal static unsafe class Py
         DecodeLocale = (delegate* unmanaged<byte*, nint*, nint>)F("Py_DecodeLocale");
         SetProgramName = (delegate* unmanaged<nint, void>)F("Py_SetProgramName");
         InitializeEx = (delegate* unmanaged<int, void>)F("Py_InitializeEx");
-        EvalSaveThread = (delegate* unmanaged<nint>)F("PyEval_SaveThread");
-        EvalRestoreThread = (delegate* unmanaged<nint, void>)F("PyEval_RestoreThread");
-        GILStateEnsure = (delegate* unmanaged<int>)F("PyGILState_Ensure");
-        GILStateRelease = (delegate* unmanaged<int, void>)F("PyGILState_Release");
 
         IncRef = (delegate* unmanaged<nint, void>)F("Py_IncRef");
         DecRef = (delegate* unmanaged<nint, void>)F("Py_DecRef");
         GetAttrString = (delegate* unmanaged<nint, byte*, nint>)F("PyObject_GetAttrString");
-        SetAttrString = (delegate* unmanaged<nint, byte*, nint, int>)F("PyObject_SetAttrString");
-        Call = (delegate* unmanaged<nint, nint, nint, nint>)F("PyObject_Call");
-        CallNoArgs = (delegate* unmanaged<nint, nint>)F("PyObject_CallNoArgs");
-        CallOneArg = (delegate* unmanaged<nint, nint, nint>)F("PyObject_CallOneArg");
         Vectorcall = (delegate* unmanaged<nint, nint*, nuint, nint, nint>)F("PyObject_Vectorcall");
         ObjectStr = (delegate* unmanaged<nint, nint>)F("PyObject_Str");
         GetIter = (delegate* unmanaged<nint, nint>)F("PyObject_GetIter");
@@ -110,7 +93,6 @@ internal static unsafe class Py
         TupleNew = (delegate* unmanaged<nint, nint>)F("PyTuple_New");
         TupleSetItem = (delegate* unmanaged<nint, nint, nint, int>)F("PyTuple_SetItem");
         ListNew = (delegate* unmanaged<nint, nint>)F("PyList_New");
-        ListSetItem = (delegate* unmanaged<nint, nint, nint, int>)F("PyList_SetItem");
         ListAppend = (delegate* unmanaged<nint, nint, int>)F("PyList_Append");
         DictNew = (delegate* unmanaged<nint>)F("PyDict_New");
         DictCopy = (delegate* unmanaged<nint, nint>)F("PyDict_Copy");
@@ -137,6 +119,5 @@ internal static unsafe class Py
         False = F("_Py_FalseStruct");
         ExcRuntimeError = Type("PyExc_RuntimeError");
         ExcTypeError = Type("PyExc_TypeError");
-        ExcValueError = Type("PyExc_ValueError");
     }
 }

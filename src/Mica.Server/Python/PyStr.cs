@@ -38,12 +38,6 @@ internal static unsafe class PyStr
         fixed (byte* p = bytes) return PyRef.Steal(Py.UnicodeFromStringAndSize(p, bytes.Length));
     }
 
-    /// <summary>A Python str from bytes that are already UTF-8.</summary>
-    public static PyRef FromUtf8(ReadOnlySpan<byte> utf8)
-    {
-        fixed (byte* p = utf8) return PyRef.Steal(Py.UnicodeFromStringAndSize(p, utf8.Length));
-    }
-
     public static PyRef Bytes(ReadOnlySpan<byte> data)
     {
         fixed (byte* p = data) return PyRef.Steal(Py.BytesFromStringAndSize(p, data.Length));
