@@ -50,20 +50,14 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
     public async Task RunAsync()
     {
         _server.Drain.RequestStarted();
-        try { await ExchangeAsync(); }
-        finally { _server.Drain.RequestEnded(); }
-    }
-
-    private async Task ExchangeAsync()
-    {
-        PreReadBody();
-        await using var abort = _lifetime.RequestAborted.UnsafeRegister(
-            static state => { var x = (AsgiExchange)state!; x._server.Loop.Post(x, Aborted); }, this);
-        _server.Loop.Post(this, Dispatch);
-
         var broken = false;   // once the response failed, the remaining steps are only acknowledged
         try
         {
+            PreReadBody();
+            await using var abort = _lifetime.RequestAborted.UnsafeRegister(
+                static state => { var x = (AsgiExchange)state!; x._server.Loop.Post(x, Aborted); }, this);
+            _server.Loop.Post(this, Dispatch);
+
             while (true)
             {
                 var step = await _steps.NextAsync();
@@ -107,6 +101,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         finally
         {
             await StopReadingAsync();
+            _server.Drain.RequestEnded();
         }
     }
 
