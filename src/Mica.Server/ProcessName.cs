@@ -1,5 +1,5 @@
-using System.Runtime.InteropServices;
 using System.Text;
+using Mica.Server.Native;
 
 namespace Mica.Server;
 
@@ -7,16 +7,14 @@ namespace Mica.Server;
 /// <c>--process-name</c>: the name <c>ps</c>, <c>top</c> and <c>/proc/PID/comm</c> show (the kernel
 /// keeps 15 bytes). Must be called on the process's main thread, whose name is the process's.
 /// </summary>
-public static partial class ProcessName
+public static class ProcessName
 {
-    private const int PR_SET_NAME = 15;
-
     public static void Set(string name)
     {
         var bytes = Encoding.UTF8.GetBytes(name);
         var buffer = new byte[16];
         Array.Copy(bytes, buffer, Math.Min(bytes.Length, 15));
-        if (prctl(PR_SET_NAME, buffer, 0, 0, 0) != 0)
+        if (Libc.prctl(Libc.PR_SET_NAME, buffer, 0, 0, 0) != 0)
             Log.Warning($"cannot set the process name to '{name}'");
     }
 
@@ -26,7 +24,4 @@ public static partial class ProcessName
         var suffix = $"-w{id}";
         return (name.Length + suffix.Length <= 15 ? name : name[..Math.Max(0, 15 - suffix.Length)]) + suffix;
     }
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int prctl(int option, byte[] arg2, nint arg3, nint arg4, nint arg5);
 }

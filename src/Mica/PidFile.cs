@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
+using static Mica.Server.Native.Libc;
 
 namespace Mica;
 
@@ -17,10 +18,8 @@ namespace Mica;
 ///   path is still its own inode, and the loser gives up.
 /// - Removed on every orderly exit, only if it is still ours.
 /// </summary>
-internal sealed partial class PidFile : IDisposable
+internal sealed class PidFile : IDisposable
 {
-    private const int O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_CLOEXEC = 0x80000;
-    private const int LOCK_EX = 2, LOCK_NB = 4;
     private const int Mode0644 = 0x1A4;
 
     private readonly string _path;
@@ -54,7 +53,7 @@ internal sealed partial class PidFile : IDisposable
             if (fchmod(fd, Mode0644) != 0 || flock(fd, LOCK_EX | LOCK_NB) != 0)
                 throw new StartupError($"cannot write PID file {path}: {Error()}");
             var content = Encoding.ASCII.GetBytes(pid.ToString(CultureInfo.InvariantCulture) + "\n");
-            if (write(fd, content, content.Length) != content.Length || fsync(fd) != 0)
+            if (Write(fd, content) != content.Length || fsync(fd) != 0)
                 throw new StartupError($"cannot write PID file {path}: {Error()}");
             if (rename(temporary, path) != 0)
                 throw new StartupError($"cannot write PID file {path}: {Error()}");
@@ -94,11 +93,16 @@ internal sealed partial class PidFile : IDisposable
         }
     }
 
-    private static string ReadContent(int fd)
+    private static unsafe nint Write(int fd, byte[] content)
     {
-        var buffer = new byte[64];
-        var n = read(fd, buffer, buffer.Length);
-        return n <= 0 ? "" : Encoding.ASCII.GetString(buffer, 0, (int)n).Trim();
+        fixed (byte* p = content) return write(fd, p, content.Length);
+    }
+
+    private static unsafe string ReadContent(int fd)
+    {
+        var buffer = stackalloc byte[64];
+        var n = read(fd, buffer, 64);
+        return n <= 0 ? "" : Encoding.ASCII.GetString(buffer, (int)n).Trim();
     }
 
     /// <summary>Removes the file if it is still ours (same inode, same PID), then drops the lock.</summary>
@@ -143,34 +147,4 @@ internal sealed partial class PidFile : IDisposable
     }
 
     private static string Error() => Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError());
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int open(string path, int flags, int mode);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int flock(int fd, int operation);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int fchmod(int fd, int mode);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial nint write(int fd, byte[] buffer, nint count);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial nint read(int fd, byte[] buffer, nint count);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int fsync(int fd);
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int rename(string from, string to);
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int unlink(string path);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static unsafe partial int fstat(int fd, ulong* stat);
 }

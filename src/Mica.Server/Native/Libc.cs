@@ -2,11 +2,17 @@ using System.Runtime.InteropServices;
 
 namespace Mica.Server.Native;
 
-/// <summary>The few libc calls .NET does not expose: eventfd, raw fd I/O, fd flags, signals.</summary>
+/// <summary>
+/// The libc calls .NET does not expose, for master and workers alike: eventfd, raw fd I/O, fd flags,
+/// signals, the file calls the PID file needs (flock, fsync, rename over, fstat), the process
+/// name, and dlopen for libpython.
+/// </summary>
 internal static unsafe partial class Libc
 {
     public const int EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800;
-    public const int F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1;
+    public const int F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1, F_DUPFD_CLOEXEC = 1030;
+    public const int O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_CLOEXEC = 0x80000;
+    public const int LOCK_EX = 2, LOCK_NB = 4;
     public const int SIGKILL = 9, SIGTERM = 15;
 
     [LibraryImport("libc", SetLastError = true)]
@@ -26,6 +32,39 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags, int mode);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int flock(int fd, int operation);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fchmod(int fd, int mode);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fsync(int fd);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int rename(string from, string to);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int unlink(string path);
+
+    public const int PR_SET_NAME = 15, RTLD_NOW = 2, RTLD_GLOBAL = 0x100;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int prctl(int option, byte[] arg2, nint arg3, nint arg4, nint arg5);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial nint dlopen(string path, int flags);
+
+    [LibraryImport("libc")]
+    public static partial nint dlerror();
+
+    /// <summary>Fills <paramref name="stat"/>: struct stat, 144 bytes on x86-64 (128 on arm64).</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fstat(int fd, ulong* stat);
 
     /// <summary>Lets a descriptor survive exec, so a worker process inherits it.</summary>
     public static void ClearCloseOnExec(int fd)

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using Mica.Server.Native;
 
 namespace Mica.Server.Python;
 
@@ -13,16 +14,8 @@ public sealed record PythonInstall(string Executable, string Library, string Ver
 /// libpython into a worker and initialises it, on the thread that will own the event loop (Python's
 /// "main thread").
 /// </summary>
-public static unsafe partial class Interpreter
+public static unsafe class Interpreter
 {
-    private const int RTLD_NOW = 2, RTLD_GLOBAL = 0x100;
-
-    [LibraryImport("libc", EntryPoint = "dlopen", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial nint DlOpen(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "dlerror")]
-    private static partial nint DlError();
-
     // Asked of the interpreter once: where its shared library is, and its real executable path
     // (a virtualenv's python, so that initialising with it as program name finds pyvenv.cfg).
     private const string ProbeScript = """
@@ -78,9 +71,9 @@ public static unsafe partial class Interpreter
     internal static void Initialize(PythonInstall install, Action registerBuiltins)
     {
         // RTLD_GLOBAL: C extension modules (math, _asyncio, uvloop) resolve Python's symbols from it.
-        var lib = DlOpen(install.Library, RTLD_NOW | RTLD_GLOBAL);
+        var lib = Libc.dlopen(install.Library, Libc.RTLD_NOW | Libc.RTLD_GLOBAL);
         if (lib == 0)
-            throw new StartupException($"cannot load {install.Library}: {Marshal.PtrToStringUTF8(DlError())}");
+            throw new StartupException($"cannot load {install.Library}: {Marshal.PtrToStringUTF8(Libc.dlerror())}");
         Py.Bind(lib);
         registerBuiltins();
 

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.RegularExpressions;
 using Mica.Server.Hosting;
+using Mica.Server.Native;
 
 namespace Mica.Reload;
 
@@ -50,7 +51,7 @@ internal sealed partial class ErrorResponder(Listener listener) : IDisposable
     private Socket Socket()
     {
         if (_socket is not null) return _socket;
-        var fd = fcntl(listener.Fd, F_DUPFD_CLOEXEC, 3);
+        var fd = Libc.fcntl(listener.Fd, Libc.F_DUPFD_CLOEXEC, 3);
         if (fd < 0) throw new IOException($"cannot duplicate the listening socket: errno {Marshal.GetLastPInvokeError()}");
         return _socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
     }
@@ -150,8 +151,4 @@ internal sealed partial class ErrorResponder(Listener listener) : IDisposable
         _socket?.Dispose();
     }
 
-    private const int F_DUPFD_CLOEXEC = 1030;
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int fcntl(int fd, int cmd, int arg);
 }
