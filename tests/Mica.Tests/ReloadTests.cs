@@ -121,7 +121,7 @@ public sealed class ReloadWorkerFailureTests
         {
             var victim = mica.ReadyWorkers().Last().Pid;
             var mark = mica.Mark();
-            await ExitWorkerAsync(mica);
+            await Master.ExitWorkerAsync(mica, "/exit");
             var died = await mica.WaitForStderrAsync($"worker-1 (pid {victim}) died unexpectedly (exit code 3); respawning in 0.5 s", after: mark);
             // The master answers while no worker serves (0.5 s until the respawn, then 2 s of import).
             var clock = Stopwatch.StartNew();
@@ -148,7 +148,7 @@ public sealed class ReloadWorkerFailureTests
         using var project = new ReloadProject(ReloadApps.Asgi("v1"));
         await using var mica = await project.StartAsync(2, options: ["--respawn-interval", "0.5"]);
         var mark = mica.Mark();
-        await ExitWorkerAsync(mica);
+        await Master.ExitWorkerAsync(mica, "/exit");
         var died = await mica.WaitForStderrAsync("died unexpectedly (exit code 3); respawning in 0.5 s", after: mark);
         // The other worker is healthy: no error page, answers as before.
         Assert.Equal("v1", await GetOkAsync(mica));
@@ -158,14 +158,6 @@ public sealed class ReloadWorkerFailureTests
         Assert.Empty(Master.LinesWith(mica, "The app is serving again"));
         for (var i = 0; i < 4; i++) Assert.Equal("v1", await GetOkAsync(mica));
         await Master.StopAndCheckAsync(mica);
-    }
-
-    /// <summary>GET /exit on a new connection: the worker ends with os._exit(3) without answering.</summary>
-    private static async Task ExitWorkerAsync(MicaProcess mica)
-    {
-        await using var connection = await RawConnection.ConnectAsync(mica);
-        await connection.SendAsync(RawConnection.Get("/exit", "Connection: close"));
-        Assert.True(await connection.WaitClosedAsync(TimeSpan.FromSeconds(10)), "the worker did not end");
     }
 }
 

@@ -60,14 +60,14 @@ public sealed class WorkerFailureTests
         var first = mica.WorkerPid;
 
         var mark = mica.Mark();
-        await ExitWorkerAsync(mica);
+        await Master.ExitWorkerAsync(mica, "/exit?code=3");
         await mica.WaitForStderrAsync($"worker-1 (pid {first}) died unexpectedly (exit code 3)", after: mark);
         await mica.WaitForStderrAsync("Respawning worker-1", after: mark);
         var (_, second) = Assert.Single(await mica.WaitForReadyWorkersAsync(1, after: mark));
         Assert.NotEqual(first, second);
 
         // Well within 5.5 s of the respawn.
-        await ExitWorkerAsync(mica);
+        await Master.ExitWorkerAsync(mica, "/exit?code=3");
         var exitCode = await mica.WaitForExitAsync(TimeSpan.FromSeconds(20));
         Assert.True(exitCode == 1, $"exit code {exitCode}, expected 1\n{mica.Dump()}");
         Assert.Single(Master.LinesWith(mica, "crash loop"));
@@ -112,14 +112,6 @@ public sealed class WorkerFailureTests
         Assert.True(took >= TimeSpan.FromSeconds(1.5) && took < TimeSpan.FromSeconds(8),
             $"stop took {took.TotalSeconds:0.00} s with --workers-kill-timeout 2\n{mica.Dump()}");
         await mica.AssertNoOrphansAsync();
-    }
-
-    /// <summary>GET /exit?code=3 on a new connection: the worker ends without answering.</summary>
-    private static async Task ExitWorkerAsync(MicaProcess mica)
-    {
-        await using var connection = await RawConnection.ConnectAsync(mica);
-        await connection.SendAsync(RawConnection.Get("/exit?code=3", "Connection: close"));
-        Assert.True(await connection.WaitClosedAsync(TimeSpan.FromSeconds(10)), "the worker did not end");
     }
 }
 

@@ -7,6 +7,15 @@ namespace Mica.Tests.Infrastructure;
 /// <summary>Helpers for the master-process tests (several workers, signals, PID file, systemd).</summary>
 public static partial class Master
 {
+    /// <summary>GET <paramref name="path"/> on a new connection to an endpoint that ends its worker
+    /// (os._exit) without answering; returns once the connection is closed.</summary>
+    public static async Task ExitWorkerAsync(MicaProcess mica, string path)
+    {
+        await using var connection = await RawConnection.ConnectAsync(mica);
+        await connection.SendAsync(RawConnection.Get(path, "Connection: close"));
+        Assert.True(await connection.WaitClosedAsync(TimeSpan.FromSeconds(10)), "the worker did not end");
+    }
+
     public const string PidApp = "pid_app:app";
 
     /// <summary>Starts mica with <c>--workers N</c> and waits until N workers reported ready.</summary>
