@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -131,30 +132,39 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternate the servers this many times and report the median ratio")
     args = parser.parse_args()
 
     subprocess.run([os.path.join(ROOT, "mica"), "--version"], check=True, stdout=subprocess.DEVNULL)  # build first
-    results = []
-    port = free_port()
-    results.append(measure(
-        "mica", [os.path.join(ROOT, "mica"), "--python", PYTHON, "--interface", "asgi", "--port", str(port),
-                 "--log-level", "warning", "hello_asgi:app"],
-        f"http://127.0.0.1:{port}/", args.duration, args.connections, python_thread="mica-python"))
-    port = free_port()
-    results.append(measure(
-        "uvicorn (httptools+uvloop)", [PYTHON, "-m", "uvicorn", "--port", str(port), "--http", "httptools",
-                                        "--loop", "uvloop", "--log-level", "warning", "--no-access-log", "hello_asgi:app"],
-        f"http://127.0.0.1:{port}/", args.duration, args.connections))
+    rows, ratios, python_us = [], [], []
+    for _ in range(args.rounds):
+        port = free_port()
+        mica = measure(
+            "mica", [os.path.join(ROOT, "mica"), "--python", PYTHON, "--interface", "asgi", "--port", str(port),
+                     "--log-level", "warning", "hello_asgi:app"],
+            f"http://127.0.0.1:{port}/", args.duration, args.connections, python_thread="mica-python")
+        port = free_port()
+        uvicorn = measure(
+            "uvicorn (httptools+uvloop)", [PYTHON, "-m", "uvicorn", "--port", str(port), "--http", "httptools",
+                                            "--loop", "uvloop", "--log-level", "warning", "--no-access-log",
+                                            "hello_asgi:app"],
+            f"http://127.0.0.1:{port}/", args.duration, args.connections)
+        ratios.append(mica["rps"] / uvicorn["rps"])
+        python_us.append(mica["python_us"])
+        rows += [(mica, uvicorn["rps"]), (uvicorn, uvicorn["rps"])]
 
-    base = results[1]["rps"]
-    print(f"\nASGI hello, wrk -t1 -c{args.connections} -d{args.duration}s, {os.cpu_count()} cores\n")
+    print(f"\nASGI hello, wrk -t1 -c{args.connections} -d{args.duration}s, {os.cpu_count()} cores, "
+          f"{args.rounds} rounds (each: mica, then uvicorn)\n")
     print("| server | requests/s | ratio to uvicorn | server CPU µs/req | Python thread µs/req | idle RSS MiB | first 200 s | errors |")
     print("|---|---|---|---|---|---|---|---|")
-    for r in results:
+    for r, base in rows:
         py = f"{r['python_us']:.1f}" if r["python_us"] is not None else "-"
         errors = ", ".join(x for x in (r["errors"], f"non-2xx {r['non2xx']}" if r["non2xx"] else "") if x) or "0"
         print(f"| {r['name']} | {r['rps']:.0f} | {r['rps'] / base:.2f} | {r['cpu_us']:.1f} | {py} | "
               f"{r['idle_rss']:.1f} | {r['first_200']:.2f} | {errors} |")
+    print(f"\nmedian ratio mica/uvicorn: {statistics.median(ratios):.2f}; "
+          f"median mica-python µs/req: {statistics.median(python_us):.1f}")
 
 
 if __name__ == "__main__":
