@@ -1,6 +1,7 @@
 using System.Threading.Tasks.Sources;
+using Microsoft.Win32.SafeHandles;
 
-namespace Mica.Server.Asgi;
+namespace Mica.Server.Http;
 
 internal enum StepKind
 {
@@ -10,18 +11,25 @@ internal enum StepKind
     Final,
     /// <summary>The app failed: 500 if nothing was sent yet, else abort the connection.</summary>
     Fail,
+    /// <summary>The rest of the response is a file (<see cref="ResponseStep.File"/>): the response is complete.</summary>
+    File,
 }
 
-/// <summary>
-/// One thing the app asked to send. <see cref="Status"/> and <see cref="Headers"/> are set on the
-/// first step only (that is when the response starts). Buffers are rented from the shared pool.
-/// </summary>
-internal readonly record struct ResponseStep(StepKind Kind, int Status, byte[]? Headers, int HeadersLength, byte[]? Body, int BodyLength);
+/// <summary>A part of a regular file to send as the body; the handle is the response's own (a dup) and is closed once sent.</summary>
+internal sealed record FileBody(SafeFileHandle Handle, long Offset, long Count);
 
 /// <summary>
-/// The steps of one response, from the Python thread (producer) to the request's Kestrel task
+/// One thing the app asked to send. <see cref="Status"/>, <see cref="Reason"/> (WSGI's reason phrase;
+/// null for Kestrel's) and <see cref="Headers"/> (see <see cref="HeaderBlock"/>) are set on the first
+/// step only, when the response starts. Buffers are rented from the shared pool.
+/// </summary>
+internal readonly record struct ResponseStep(StepKind Kind, int Status, byte[]? Headers, int HeadersLength, byte[]? Body, int BodyLength,
+    string? Reason = null, FileBody? File = null);
+
+/// <summary>
+/// The steps of one response, from a Python thread (producer) to the request's Kestrel task
 /// (the single consumer). Reusable awaiting without allocation; continuations run on the thread
-/// pool, never on the Python thread.
+/// pool, never on a Python thread.
 /// </summary>
 internal sealed class ResponseSteps : IValueTaskSource<ResponseStep>
 {
