@@ -5,6 +5,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 
@@ -94,7 +95,9 @@ def measure(name, argv, url, duration, connections, python_thread=None):
     """Starts the server, warms it up, measures one wrk run, stops it. `python_thread`: the OS
     name (or "prefix-") of the threads whose CPU per request is reported."""
     started = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=APPS, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Output to a file, not a pipe: a server that logs under load (waitress) would block on a full pipe.
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(argv, cwd=APPS, stdout=log, stderr=log)
     try:
         wait_for_200(url)
         first_200 = time.monotonic() - started
@@ -121,6 +124,7 @@ def measure(name, argv, url, duration, connections, python_thread=None):
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def error_text(result):

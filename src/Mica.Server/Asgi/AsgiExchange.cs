@@ -17,7 +17,7 @@ namespace Mica.Server.Asgi;
 /// only.
 /// </summary>
 internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection features)
-    : HttpExchange(server.Services, features), IPythonWork
+    : HttpExchange(server.Services, features, inlineSteps: false), IPythonWork
 {
     private readonly AsgiServer _server = server;
     // Work kinds posted to the Python thread.

@@ -28,12 +28,16 @@ internal readonly record struct ResponseStep(StepKind Kind, int Status, byte[]? 
 
 /// <summary>
 /// The steps of one response, from a Python thread (producer) to the request's Kestrel task
-/// (the single consumer). Reusable awaiting without allocation; continuations run on the thread
-/// pool, never on a Python thread.
+/// (the single consumer). Reusable awaiting without allocation.
 /// </summary>
-internal sealed class ResponseSteps : IValueTaskSource<ResponseStep>
+/// <param name="inline">
+/// Run the Kestrel task's continuation on the producing thread, which must then add steps with the
+/// GIL released (WSGI threads: the response is written without a hop to the thread pool). Otherwise
+/// continuations run on the thread pool (the ASGI event loop thread must not write sockets).
+/// </param>
+internal sealed class ResponseSteps(bool inline) : IValueTaskSource<ResponseStep>
 {
-    private ManualResetValueTaskSourceCore<ResponseStep> _core = new() { RunContinuationsAsynchronously = true };
+    private ManualResetValueTaskSourceCore<ResponseStep> _core = new() { RunContinuationsAsynchronously = !inline };
     private readonly Queue<ResponseStep> _queued = new(2);
     private readonly Lock _lock = new();
     private bool _waiting;

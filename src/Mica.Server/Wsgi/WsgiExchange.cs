@@ -15,14 +15,18 @@ namespace Mica.Server.Wsgi;
 /// and writes the response steps; a <c>mica-wsgi-N</c> thread runs the app (<see cref="Run"/>) and,
 /// through the <c>_mica.wsgi_*</c> calls, reads the body and produces the steps. That thread blocks,
 /// with the GIL released, when it must wait for the socket: a body read, the flush of a streamed chunk.
+/// Steps are added with the GIL released and the Kestrel task continues on this same thread, so the
+/// response is written without a hop to another thread.
 /// </summary>
 internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection features)
-    : HttpExchange(server.Services, features)
+    : HttpExchange(server.Services, features, inlineSteps: true)
 {
     private readonly WsgiServer _server = server;
     private readonly SemaphoreSlim _flushed = new(0, 1);
     private volatile bool _flushOk;
     private bool _sentFinal;
+    // The step that completes the response, held until the thread releases the GIL (Deliver).
+    private ResponseStep? _last;
 
     // ---------------------------------------------------------------- Kestrel side
 
@@ -64,8 +68,18 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
             if (!_sentFinal)
             {
                 _sentFinal = true;
-                Steps.Add(new ResponseStep(StepKind.Fail, 0, null, 0, null, 0));
+                _last = new ResponseStep(StepKind.Fail, 0, null, 0, null, 0);
             }
+        }
+    }
+
+    /// <summary>WSGI thread, GIL released, after <see cref="Run"/>: completes the response (written on this thread).</summary>
+    public void Deliver()
+    {
+        if (_last is { } step)
+        {
+            _last = null;
+            Steps.Add(step);
         }
     }
 
@@ -142,11 +156,14 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
         if (!more)
         {
             _sentFinal = true;
-            Steps.Add(new ResponseStep(StepKind.Final, code, headerBuffer, headerLength, bodyBuffer, data.Length, reason));
+            _last = new ResponseStep(StepKind.Final, code, headerBuffer, headerLength, bodyBuffer, data.Length, reason);
             return true;
         }
-        Steps.Add(new ResponseStep(StepKind.Chunk, code, headerBuffer, headerLength, bodyBuffer, data.Length, reason));
-        using (GilRelease.Begin()) _flushed.Wait();
+        using (GilRelease.Begin())
+        {
+            Steps.Add(new ResponseStep(StepKind.Chunk, code, headerBuffer, headerLength, bodyBuffer, data.Length, reason));
+            _flushed.Wait();
+        }
         return _flushOk;
     }
 
@@ -174,7 +191,7 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
             throw;
         }
         _sentFinal = true;
-        Steps.Add(new ResponseStep(StepKind.File, code, headerBuffer, headerLength, null, 0, reason, file));
+        _last = new ResponseStep(StepKind.File, code, headerBuffer, headerLength, null, 0, reason, file);
     }
 
     /// <summary>"200 OK" → (200, "OK"). PEP 3333: three digits, a space, a reason phrase.</summary>

@@ -201,18 +201,28 @@ internal sealed class WsgiThreadPool
                         lock (_pool._lock) _pool.Retire(this);
                         return;
                     }
+                    var batch = new WsgiExchange[BatchLimit];
                     while (_pool.Take(this) is { } exchange)
                     {
+                        var count = 0;
                         Py.EvalRestoreThread(threadState);
                         try
                         {
-                            var ran = 0;
-                            for (var next = exchange; next is not null; next = ++ran < BatchLimit ? _pool.TakeQueued() : null)
+                            for (var next = exchange; next is not null; next = count < BatchLimit ? _pool.TakeQueued() : null)
+                            {
+                                batch[count++] = next;
                                 next.Run(environ);
+                            }
                         }
                         finally
                         {
                             threadState = Py.EvalSaveThread();
+                        }
+                        // The batch's responses are written here, on this thread, while another takes the GIL.
+                        for (var i = 0; i < count; i++)
+                        {
+                            batch[i].Deliver();
+                            batch[i] = null!;
                         }
                     }
                 }
