@@ -14,6 +14,7 @@ internal sealed record ServerOptions
     /// <summary>WSGI threads per worker; null: half the backpressure (Granian's default).</summary>
     public int? BlockingThreads { get; init; }
     public int BlockingThreadsIdleTimeoutSeconds { get; init; } = 30;
+    public bool WebSockets { get; init; } = true;
     public int HeaderReadTimeoutMs { get; init; } = 30_000;
     public bool KeepAlive { get; init; } = true;
     public string UrlPathPrefix { get; init; } = "";

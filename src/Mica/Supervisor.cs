@@ -118,6 +118,7 @@ internal sealed class Supervisor(ServerOptions options)
             Backpressure = options.Backpressure,
             BlockingThreads = options.BlockingThreads,
             BlockingThreadsIdleTimeoutSeconds = options.BlockingThreadsIdleTimeoutSeconds,
+            WebSockets = options.WebSockets,
         };
         var worker = WorkerProcess.Spawn(id, config, _events.Writer, respawned, replacing);
         _workers.Add(worker);

@@ -134,7 +134,7 @@ public sealed class CliTests
 
     [Theory]
     [InlineData("--runtime-threads", "2")]
-    [InlineData("--ws")]
+    [InlineData("--static-path-mount", "/tmp")]
     [InlineData("--metrics")]
     [InlineData("--uds", "/tmp/mica-test.sock")]
     [InlineData("--ssl-certificate", "cert.pem")]

@@ -18,10 +18,12 @@ internal sealed unsafe class AsgiScope
         _specVersion = PyStr.Intern("spec_version"), _httpVersion = PyStr.Intern("http_version"), _server = PyStr.Intern("server"),
         _client = PyStr.Intern("client"), _scheme = PyStr.Intern("scheme"), _method = PyStr.Intern("method"),
         _rootPath = PyStr.Intern("root_path"), _path = PyStr.Intern("path"), _rawPath = PyStr.Intern("raw_path"),
-        _queryString = PyStr.Intern("query_string"), _headers = PyStr.Intern("headers"), _state = PyStr.Intern("state");
+        _queryString = PyStr.Intern("query_string"), _headers = PyStr.Intern("headers"), _state = PyStr.Intern("state"),
+        _subprotocols = PyStr.Intern("subprotocols"), _extensions = PyStr.Intern("extensions");
 
     private readonly nint _http = PyStr.Intern("http"), _asgiVersion = PyStr.Intern("3.0"), _asgiSpecVersion = PyStr.Intern("2.3"),
         _http10 = PyStr.Intern("1.0"), _http11 = PyStr.Intern("1.1"), _http2 = PyStr.Intern("2"), _httpScheme = PyStr.Intern("http"),
+        _websocket = PyStr.Intern("websocket"), _wsScheme = PyStr.Intern("ws"), _websocketExtensions,
         _emptyBytes, _rootPathValue;
 
     private readonly Dictionary<string, nint> _methods = new(StringComparer.Ordinal);
@@ -38,20 +40,27 @@ internal sealed unsafe class AsgiScope
         _emptyBytes = empty.Release();
         var prefix = PyStr.New(rootPath);
         _rootPathValue = prefix.Release();
+        // {"websocket.http.response": {}}: the app may deny a websocket with a full HTTP response.
+        using var extensions = PyRef.Steal(Py.DictNew());
+        using var denial = PyRef.Steal(Py.DictNew());
+        using var denialKey = PyStr.New("websocket.http.response");
+        Set(extensions.Handle, denialKey.Handle, denial.Handle);
+        _websocketExtensions = PyRef.NewReference(extensions.Handle);
     }
 
     /// <param name="state">The state dict a copy of which goes into the scope.</param>
-    public PyRef Build(IHttpRequestFeature request, IHttpConnectionFeature connection, nint state)
+    /// <param name="websocket">A websocket scope (no method; subprotocols and extensions) instead of http.</param>
+    public PyRef Build(IHttpRequestFeature request, IHttpConnectionFeature connection, nint state, bool websocket = false)
     {
-        try { return BuildScope(request, connection, state); }
+        try { return BuildScope(request, connection, state, websocket); }
         finally { ReleaseTransient(); }
     }
 
-    private PyRef BuildScope(IHttpRequestFeature request, IHttpConnectionFeature connection, nint state)
+    private PyRef BuildScope(IHttpRequestFeature request, IHttpConnectionFeature connection, nint state, bool websocket)
     {
         using var scope = PyRef.Steal(Py.DictNew());
         var d = scope.Handle;
-        Set(d, _type, _http);
+        Set(d, _type, websocket ? _websocket : _http);
         using (var asgi = PyRef.Steal(Py.DictNew()))
         {
             Set(asgi.Handle, _version, _asgiVersion);
@@ -66,8 +75,17 @@ internal sealed unsafe class AsgiScope
         });
         Set(d, _server, ServerTuple(connection));
         using (var client = ClientTuple(connection)) Set(d, _client, client.Handle);
-        Set(d, _scheme, _httpScheme);
-        Set(d, _method, Method(request.Method));
+        if (websocket)
+        {
+            Set(d, _scheme, _wsScheme);
+            using (var subprotocols = Subprotocols(request.Headers)) Set(d, _subprotocols, subprotocols.Handle);
+            Set(d, _extensions, _websocketExtensions);
+        }
+        else
+        {
+            Set(d, _scheme, _httpScheme);
+            Set(d, _method, Method(request.Method));
+        }
         Set(d, _rootPath, _rootPathValue);
         SetTarget(d, request);
         using (var headers = Headers(request.Headers)) Set(d, _headers, headers.Handle);
@@ -78,6 +96,21 @@ internal sealed unsafe class AsgiScope
     private static void Set(nint dict, nint key, nint value)
     {
         if (Py.DictSetItem(dict, key, value) != 0) throw PythonException.Fetch();
+    }
+
+    /// <summary>Sec-WebSocket-Protocol's comma-separated values, as a list of str.</summary>
+    private static PyRef Subprotocols(Microsoft.AspNetCore.Http.IHeaderDictionary headers)
+    {
+        using var list = PyRef.Steal(Py.ListNew(0));
+        foreach (var value in headers.SecWebSocketProtocol)
+        {
+            foreach (var part in (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                using var str = PyStr.New(part);
+                if (Py.ListAppend(list.Handle, str.Handle) != 0) throw PythonException.Fetch();
+            }
+        }
+        return PyRef.Borrow(list.Handle);
     }
 
     private nint Method(string method)

@@ -31,6 +31,8 @@ public sealed record WorkerConfig
     /// <summary>WSGI threads at most; null: Granian's default, half the backpressure.</summary>
     public int? BlockingThreads { get; init; }
     public int BlockingThreadsIdleTimeoutSeconds { get; init; } = 30;
+    /// <summary><c>--ws</c>: ASGI websockets (off: upgrade requests reach the app as plain http).</summary>
+    public bool WebSockets { get; init; } = true;
 }
 
 /// <summary>What a worker tells the master, one JSON object per line.</summary>

@@ -92,6 +92,7 @@ internal static class MicaCommand
             Backlog = backlog,
             Backpressure = result.GetValue(table.Backpressure) ?? Math.Max(1, backlog / workers),
             BlockingThreads = blockingThreads,
+            WebSockets = FlagValue(all, table, table.WebSockets, @default: true),
             BlockingThreadsIdleTimeoutSeconds = result.GetValue(table.BlockingThreadsIdleTimeout) ?? 30,
             HeaderReadTimeoutMs = result.GetValue(table.Http1HeaderReadTimeout),
             KeepAlive = FlagValue(all, table, table.Http1KeepAlive, @default: true),
