@@ -98,6 +98,47 @@ public sealed class WebSocketTransportTests(WsAppServer server) : ServerTests<Ws
         Assert.Equal("1000 ", await Ws.WaitForAppDisconnectAsync(Mica, key));
     }
 
+    [Fact]
+    public async Task A_ping_frame_gets_a_pong_with_its_payload_even_between_fragments_of_a_message()
+    {
+        var key = Keys.New();
+        await using var raw = await RawWebSocket.ConnectAsync(Mica, $"/echo?key={key}");
+        Assert.Equal(101, raw.Response.Status);
+        await raw.SendFrameAsync(WsFrame.TextOpcode, Encoding.UTF8.GetBytes("frag-1 "), fin: false);
+        await raw.SendFrameAsync(WsFrame.Ping, Encoding.UTF8.GetBytes("ping payload"));
+        var pong = await raw.ReceiveFrameAsync();
+        Assert.Equal((WsFrame.Pong, "ping payload"), (pong.Opcode, pong.Text));
+        await raw.SendFrameAsync(WsFrame.Continuation, Encoding.UTF8.GetBytes("frag-2 "), fin: false);
+        await raw.SendFrameAsync(WsFrame.Continuation, Encoding.UTF8.GetBytes("frag-3 ✓"), fin: true);
+        var echo = await raw.ReceiveDataOrCloseAsync();
+        var text = echo.Text;
+        while (!echo.Fin)
+        {
+            echo = await raw.ReceiveDataOrCloseAsync();
+            text += echo.Text;
+        }
+        Assert.Equal("frag-1 frag-2 frag-3 ✓", text);
+        await raw.SendCloseAsync(1000);
+        Assert.Equal(WsFrame.Close, (await raw.ReceiveDataOrCloseAsync()).Opcode);
+        await Ws.AppDisconnectAsync(Mica, Client, key);
+        var received = (await Ws.SeenAsync(Client, key)).Where(e => e.Str("type") == "websocket.receive").ToArray();
+        Assert.Equal("frag-1 frag-2 frag-3 ✓", Assert.Single(received).Str("data"));   // one message for the app
+    }
+
+    [Fact]
+    public async Task A_text_frame_with_invalid_utf8_is_closed_with_1007()
+    {
+        var key = Keys.New();
+        await using var raw = await RawWebSocket.ConnectAsync(Mica, $"/echo?key={key}");
+        Assert.Equal(101, raw.Response.Status);
+        await raw.SendFrameAsync(WsFrame.TextOpcode, [0x61, 0xC3, 0x28, 0xFF]);
+        var close = await raw.ReceiveDataOrCloseAsync();
+        Assert.Equal((WsFrame.Close, 1007), (close.Opcode, close.CloseCode));
+        var disconnect = await Ws.AppDisconnectAsync(Mica, Client, key);
+        Assert.Equal(1007, disconnect.Int("code"));
+        Assert.DoesNotContain(await Ws.SeenAsync(Client, key), e => e.Str("type") == "websocket.receive");
+    }
+
     // ------------------------------------------------------------------ permessage-deflate
 
     [Fact]
