@@ -6,6 +6,9 @@ internal sealed record ServerOptions
     public required string Target { get; init; }
     public string Host { get; init; } = "127.0.0.1";
     public int Port { get; init; } = 8000;
+    /// <summary>A Unix domain socket to listen on instead of host and port.</summary>
+    public string? Uds { get; init; }
+    public int? UdsPermissions { get; init; }
     public string Interface { get; init; } = "auto";
     public string Loop { get; init; } = "auto";
     public int Backlog { get; init; } = 1024;

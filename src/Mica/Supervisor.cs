@@ -55,7 +55,10 @@ internal sealed class Supervisor(ServerOptions options)
     {
         // The PID file comes first: a second instance must fail before touching the port.
         using var pidFile = options.PidFile is { } path ? PidFile.Create(path) : null;
-        using var listener = Listener.FromSystemd() ?? Listener.Bind(options.Host, options.Port, options.Backlog);
+        using var listener = Listener.FromSystemd()
+            ?? (options.Uds is { } uds
+                ? Listener.BindUnix(uds, options.UdsPermissions, options.Backlog)
+                : Listener.Bind(options.Host, options.Port, options.Backlog));
         _listener = listener;
         using var errorPage = IgnoreWorkerFailures ? new ErrorResponder(listener) : null;
         _errorPage = errorPage;
@@ -109,6 +112,7 @@ internal sealed class Supervisor(ServerOptions options)
             Loop = options.Loop,
             ListenFd = _listener!.Fd,
             UrlPathPrefix = options.UrlPathPrefix,
+            UnixSocket = _listener.UnixPath,
             HeaderReadTimeoutMs = options.HeaderReadTimeoutMs,
             KeepAlive = options.KeepAlive,
             LogLevel = options.LogLevel,

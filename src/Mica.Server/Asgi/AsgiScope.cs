@@ -23,7 +23,7 @@ internal sealed unsafe class AsgiScope
 
     private readonly nint _http = PyStr.Intern("http"), _asgiVersion = PyStr.Intern("3.0"), _asgiSpecVersion = PyStr.Intern("2.3"),
         _http10 = PyStr.Intern("1.0"), _http11 = PyStr.Intern("1.1"), _http2 = PyStr.Intern("2"), _httpScheme = PyStr.Intern("http"),
-        _websocket = PyStr.Intern("websocket"), _wsScheme = PyStr.Intern("ws"), _websocketExtensions,
+        _websocket = PyStr.Intern("websocket"), _wsScheme = PyStr.Intern("ws"), _websocketExtensions, _httpExtensions,
         _emptyBytes, _rootPathValue;
 
     private readonly Dictionary<string, nint> _methods = new(StringComparer.Ordinal);
@@ -32,10 +32,20 @@ internal sealed unsafe class AsgiScope
     private const int MaxCachedHeaderNames = 512;
 
     private (IPAddress? Address, int Port, nint Tuple) _lastServer;
+    private readonly nint _unixServer;
     private (IPAddress? Address, nint Str) _lastClientHost;
 
-    public AsgiScope(string rootPath)
+    /// <param name="unixSocket">The listening socket's path, when it is a Unix domain socket: the scope's server is then [path, None].</param>
+    public AsgiScope(string rootPath, string? unixSocket)
     {
+        if (unixSocket is not null)
+        {
+            using var tuple = PyRef.Steal(Py.TupleNew(2));
+            var path = PyStr.New(unixSocket);
+            Py.TupleSetItem(tuple.Handle, 0, path.Release());
+            Py.TupleSetItem(tuple.Handle, 1, PyRef.NewReference(Py.None));
+            _unixServer = PyRef.NewReference(tuple.Handle);
+        }
         var empty = PyStr.Bytes([]);
         _emptyBytes = empty.Release();
         var prefix = PyStr.New(rootPath);
@@ -46,6 +56,13 @@ internal sealed unsafe class AsgiScope
         using var denialKey = PyStr.New("websocket.http.response");
         Set(extensions.Handle, denialKey.Handle, denial.Handle);
         _websocketExtensions = PyRef.NewReference(extensions.Handle);
+        // {"http.response.pathsend": {}}: the app may answer with a file path for the server to send.
+        // Both extension dicts are copied into each scope (a middleware may add to its own).
+        using var httpExtensions = PyRef.Steal(Py.DictNew());
+        using var pathsend = PyRef.Steal(Py.DictNew());
+        using var pathsendKey = PyStr.New("http.response.pathsend");
+        Set(httpExtensions.Handle, pathsendKey.Handle, pathsend.Handle);
+        _httpExtensions = PyRef.NewReference(httpExtensions.Handle);
     }
 
     /// <param name="state">The state dict a copy of which goes into the scope.</param>
@@ -79,12 +96,13 @@ internal sealed unsafe class AsgiScope
         {
             Set(d, _scheme, _wsScheme);
             using (var subprotocols = Subprotocols(request.Headers)) Set(d, _subprotocols, subprotocols.Handle);
-            Set(d, _extensions, _websocketExtensions);
+            using (var extensions = PyRef.Steal(Py.DictCopy(_websocketExtensions))) Set(d, _extensions, extensions.Handle);
         }
         else
         {
             Set(d, _scheme, _httpScheme);
             Set(d, _method, Method(request.Method));
+            using (var extensions = PyRef.Steal(Py.DictCopy(_httpExtensions))) Set(d, _extensions, extensions.Handle);
         }
         Set(d, _rootPath, _rootPathValue);
         SetTarget(d, request);
@@ -136,6 +154,7 @@ internal sealed unsafe class AsgiScope
     private nint ServerTuple(IHttpConnectionFeature connection)
     {
         var (address, port) = (connection.LocalIpAddress, connection.LocalPort);
+        if (address is null && _unixServer != 0) return _unixServer;
         if (_lastServer.Tuple != 0 && port == _lastServer.Port && Equals(address, _lastServer.Address))
             return _lastServer.Tuple;
         if (_lastServer.Tuple != 0) Py.DecRef(_lastServer.Tuple);

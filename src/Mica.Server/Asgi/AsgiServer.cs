@@ -43,7 +43,7 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>, IAppSe
     private AsgiServer(ExchangeServices services, WorkerConfig config, nint workerModule, nint asgiModule, nint app)
     {
         Services = services;
-        Scope = new AsgiScope(config.UrlPathPrefix);
+        Scope = new AsgiScope(config.UrlPathPrefix, config.UnixSocket);
         _workerModule = PyRef.NewReference(workerModule);
         _asgiModule = PyRef.NewReference(asgiModule);
 

@@ -19,6 +19,8 @@ public sealed record WorkerConfig
     public string Loop { get; init; } = "auto";
     public required int ListenFd { get; init; }
     public string UrlPathPrefix { get; init; } = "";
+    /// <summary>The listening socket's path when it is a Unix domain socket (the scope's server).</summary>
+    public string? UnixSocket { get; init; }
     public int HeaderReadTimeoutMs { get; init; } = 30_000;
     public bool KeepAlive { get; init; } = true;
     public string LogLevel { get; init; } = "info";

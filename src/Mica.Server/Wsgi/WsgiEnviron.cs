@@ -26,6 +26,7 @@ internal sealed unsafe class WsgiEnviron : IDisposable
     private readonly nint _http, _http10, _http11, _http2, _empty, _version, _prefix, _multiprocessValue,
         _errorsStream, _fileWrapperType;
     private readonly string _prefixText;
+    private readonly string? _unixSocket;
 
     private readonly Dictionary<string, nint> _methods = new(StringComparer.Ordinal);
     // HTTP_* keys by Kestrel's header name. Bounded so that a client inventing names cannot grow it forever.
@@ -37,8 +38,9 @@ internal sealed unsafe class WsgiEnviron : IDisposable
     /// <summary>GIL held. One per WSGI thread: its caches are used without locks.</summary>
     /// <param name="prefix">--url-path-prefix: SCRIPT_NAME, and cut from the front of PATH_INFO.</param>
     /// <param name="errors">The shared <c>wsgi.errors</c> stream; <paramref name="fileWrapper"/> the <c>wsgi.file_wrapper</c> type.</param>
-    public WsgiEnviron(string prefix, bool multiprocess, nint errors, nint fileWrapper)
+    public WsgiEnviron(string prefix, string? unixSocket, bool multiprocess, nint errors, nint fileWrapper)
     {
+        _unixSocket = unixSocket;
         nint Key(string name) => Own(PyStr.Intern(name));
         _requestMethod = Key("REQUEST_METHOD");
         _scriptName = Key("SCRIPT_NAME");
@@ -209,8 +211,9 @@ internal sealed unsafe class WsgiEnviron : IDisposable
                 Py.DecRef(_lastServer.Name);
                 Py.DecRef(_lastServer.PortText);
             }
-            var name = PyStr.New(address is null ? "" : HostString(address));
-            var portText = PyStr.New(port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            // A Unix domain socket has no address: SERVER_NAME is its path, SERVER_PORT empty (as gunicorn).
+            var name = PyStr.New(address is null ? _unixSocket ?? "" : HostString(address));
+            var portText = PyStr.New(address is null ? "" : port.ToString(System.Globalization.CultureInfo.InvariantCulture));
             _lastServer = (address, port, name.Release(), portText.Release());
         }
         Set(d, _serverName, _lastServer.Name);

@@ -86,6 +86,8 @@ internal static class MicaCommand
         {
             Target = result.GetValue(app)!,
             Host = result.GetValue(table.Host)!,
+            Uds = result.GetValue(table.Uds),
+            UdsPermissions = result.GetValue(table.UdsPermissions),
             Port = result.GetValue(table.Port),
             Interface = iface,
             Loop = loop,

@@ -24,6 +24,8 @@ internal sealed partial class OptionTable
     // Implemented.
     public readonly Option<string> Host = Str("--host", "Host address to bind to", "127.0.0.1");
     public readonly Option<int> Port = Int("--port", "Port to bind to (0: any free port)", 8000, min: 0, max: 65535);
+    public readonly Option<string?> Uds = OptionalStr("--uds", "Unix Domain Socket to bind to (instead of --host/--port)");
+    public readonly Option<int?> UdsPermissions = Octal("--uds-permissions", "Unix Domain Socket file permissions (octal, e.g. 660)");
     public readonly Option<string> Interface = Choice("--interface", "Application interface type (auto: detected from the app, see docs)", "auto", "auto", "asgi", "asginl", "rsgi", "wsgi");
     public readonly Option<string> Http = Choice("--http", "HTTP version", "auto", "auto", "1", "2");
     public readonly Option<string> Loop = Choice("--loop", "Event loop implementation", "auto", "auto", "asyncio", "rloop", "uvloop", "winloop");
@@ -61,6 +63,8 @@ internal sealed partial class OptionTable
     {
         Register(Host, "HOST");
         Register(Port, "PORT");
+        Register(Uds, "UDS");
+        Register(UdsPermissions, "UDS_PERMISSIONS");
         Register(Interface, "INTERFACE");
         Register(Http, "HTTP");
         Register(Loop, "LOOP");
@@ -95,8 +99,6 @@ internal sealed partial class OptionTable
         Register(Backpressure, "BACKPRESSURE");
 
         // Recognised, not implemented yet: using any of them is an error naming it.
-        Later(Str("--uds", "Unix Domain Socket to bind to", ""), "UDS");
-        Later(Str("--uds-permissions", "Unix Domain Socket file permissions (octal)", ""), "UDS_PERMISSIONS");
         Later(Int("--runtime-threads", "Number of runtime threads (per worker)", 1, min: 1), "RUNTIME_THREADS");
         Later(Int("--runtime-blocking-threads", "Number of runtime I/O blocking threads (per worker)", 512, min: 1), "RUNTIME_BLOCKING_THREADS");
         Later(Choice("--runtime-mode", "Runtime mode to use (single/multi threaded)", "auto", "auto", "mt", "st"), "RUNTIME_MODE");
@@ -186,6 +188,26 @@ internal sealed partial class OptionTable
         if ((min is { } lo && value < lo) || (max is { } hi && value > hi))
             result.AddError($"Invalid value for '{name}': {value} is not in the range {RangeText(min, max)}.");
         return value;
+    }
+
+    /// <summary>An octal integer, "660" or "0o660" (Granian's OctalIntType); unset (null) unless given.</summary>
+    private static Option<int?> Octal(string name, string help)
+    {
+        var option = new Option<int?>(name) { Description = help };
+        option.CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+            var digits = text.StartsWith("0o", StringComparison.OrdinalIgnoreCase) ? text[2..] : text;
+            try
+            {
+                var value = Convert.ToInt32(digits, 8);
+                if (digits.Length > 0 && value is >= 0 and <= 0xFFF) return value;
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException or OverflowException) { }
+            result.AddError($"Invalid value for '{name}': '{text}' is not a valid octal integer.");
+            return null;
+        };
+        return option;
     }
 
     private static Option<double> Float(string name, string help, double @default)
