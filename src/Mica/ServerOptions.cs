@@ -18,6 +18,10 @@ internal sealed record ServerOptions
     public int? BlockingThreads { get; init; }
     public int BlockingThreadsIdleTimeoutSeconds { get; init; } = 30;
     public bool WebSockets { get; init; } = true;
+    public string Http { get; init; } = "auto";
+    public Mica.Server.Hosting.Http2Settings Http2 { get; init; } = new();
+    /// <summary>Null: cleartext.</summary>
+    public Mica.Server.Hosting.TlsConfig? Tls { get; init; }
     public int HeaderReadTimeoutMs { get; init; } = 30_000;
     public bool KeepAlive { get; init; } = true;
     public string UrlPathPrefix { get; init; } = "";

@@ -53,6 +53,12 @@ internal sealed class Supervisor(ServerOptions options)
 
     private async Task<int> RunAsync()
     {
+        // TLS files are checked before anything else: a bad one is one line and exit 1, not failing workers.
+        if (options.Tls is { } tls)
+        {
+            try { TlsSetup.Load(tls); }
+            catch (StartupException e) { throw new StartupError(e.Message); }
+        }
         // The PID file comes first: a second instance must fail before touching the port.
         using var pidFile = options.PidFile is { } path ? PidFile.Create(path) : null;
         using var listener = Listener.FromSystemd()
@@ -64,7 +70,7 @@ internal sealed class Supervisor(ServerOptions options)
         _errorPage = errorPage;
         _python = FindPython();
         Log.Info($"Starting Mica {Cli.MicaCommand.Version}");
-        Log.Info($"Listening at: {listener.Url}");
+        Log.Info($"Listening at: {(options.Tls is null ? listener.Url : listener.Url.Replace("http://", "https://"))}");
         using var signals = new SignalTraps(_events.Writer,
             PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT, PosixSignal.SIGHUP, PosixSignal.SIGTTIN, PosixSignal.SIGTTOU);
         using var ticks = StartTicks();
@@ -123,6 +129,9 @@ internal sealed class Supervisor(ServerOptions options)
             BlockingThreads = options.BlockingThreads,
             BlockingThreadsIdleTimeoutSeconds = options.BlockingThreadsIdleTimeoutSeconds,
             WebSockets = options.WebSockets,
+            Http = options.Http,
+            Http2 = options.Http2,
+            Tls = options.Tls,
         };
         var worker = WorkerProcess.Spawn(id, config, _events.Writer, respawned, replacing);
         _workers.Add(worker);

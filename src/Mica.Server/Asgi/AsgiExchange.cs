@@ -138,7 +138,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         _handle = _server.Handles.Add(this);
         try
         {
-            using var scope = _server.Scope.Build(Request, Features.GetRequiredFeature<IHttpConnectionFeature>(), _server.State, _isWebSocket);
+            using var scope = _server.Scope.Build(Features, _server.State, _isWebSocket);
             using var handle = PyRef.Steal(Py.LongFromLong(_handle));
             if (_isWebSocket)
             {

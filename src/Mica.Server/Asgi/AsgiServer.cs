@@ -43,7 +43,7 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>, IAppSe
     private AsgiServer(ExchangeServices services, WorkerConfig config, nint workerModule, nint asgiModule, nint app)
     {
         Services = services;
-        Scope = new AsgiScope(config.UrlPathPrefix, config.UnixSocket);
+        Scope = new AsgiScope(config.UrlPathPrefix, config.UnixSocket, config.Tls is { } tls ? TlsSetup.CertificatePem(tls) : null);
         _workerModule = PyRef.NewReference(workerModule);
         _asgiModule = PyRef.NewReference(asgiModule);
 

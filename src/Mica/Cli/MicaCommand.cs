@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Reflection;
+using Mica.Server.Hosting;
 
 namespace Mica.Cli;
 
@@ -57,7 +58,14 @@ internal static class MicaCommand
         }
 
         var http = result.GetValue(table.Http)!;
-        if (http == "2") return Fail("Option '--http 2' is not supported yet by Mica (HTTP/1.1 only for now).");
+        var certificate = result.GetValue(table.SslCertificate);
+        var keyfile = result.GetValue(table.SslKeyfile);
+        if ((certificate is null) != (keyfile is null))
+            return Fail("Options '--ssl-certificate' and '--ssl-keyfile' go together.");
+        var clientCa = result.GetValue(table.SslCa);
+        var clientVerify = FlagValue(all, table, table.SslClientVerify, @default: false);
+        if (clientVerify && clientCa is null) return Fail("Option '--ssl-client-verify' needs '--ssl-ca'.");
+        if (clientCa is not null && certificate is null) return Fail("Option '--ssl-ca' needs '--ssl-certificate' and '--ssl-keyfile'.");
         var loop = result.GetValue(table.Loop)!;
         if (loop is "rloop" or "winloop") return Fail($"Invalid value for '--loop': '{loop}' is not available in Mica (use auto, asyncio or uvloop).");
 
@@ -95,6 +103,27 @@ internal static class MicaCommand
             Backpressure = result.GetValue(table.Backpressure) ?? Math.Max(1, backlog / workers),
             BlockingThreads = blockingThreads,
             WebSockets = FlagValue(all, table, table.WebSockets, @default: true),
+            Http = http,
+            Http2 = new Http2Settings
+            {
+                MaxConcurrentStreams = result.GetValue(table.Http2MaxConcurrentStreams),
+                InitialConnectionWindowSize = result.GetValue(table.Http2InitialConnectionWindowSize),
+                InitialStreamWindowSize = result.GetValue(table.Http2InitialStreamWindowSize),
+                MaxFrameSize = result.GetValue(table.Http2MaxFrameSize),
+                MaxHeadersSize = result.GetValue(table.Http2MaxHeadersSize),
+                KeepAliveIntervalMs = result.GetValue(table.Http2KeepAliveInterval),
+                KeepAliveTimeoutSeconds = result.GetValue(table.Http2KeepAliveTimeout) ?? 20,
+            },
+            Tls = certificate is null ? null : new TlsConfig
+            {
+                Certificate = Path.GetFullPath(certificate),
+                Key = Path.GetFullPath(keyfile!),
+                KeyPassword = result.GetValue(table.SslKeyfilePassword),
+                ProtocolMin = result.GetValue(table.SslProtocolMin)!,
+                ClientCa = clientCa is null ? null : Path.GetFullPath(clientCa),
+                ClientCrls = (result.GetValue(table.SslCrl) ?? []).Select(Path.GetFullPath).ToArray(),
+                ClientVerify = clientVerify,
+            },
             BlockingThreadsIdleTimeoutSeconds = result.GetValue(table.BlockingThreadsIdleTimeout) ?? 30,
             HeaderReadTimeoutMs = result.GetValue(table.Http1HeaderReadTimeout),
             KeepAlive = FlagValue(all, table, table.Http1KeepAlive, @default: true),
