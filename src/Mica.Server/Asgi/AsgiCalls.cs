@@ -14,6 +14,7 @@ internal static unsafe class AsgiCalls
         new("send", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&Send, NativeModule.MethFastCall),
         new("receive", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&Receive, NativeModule.MethFastCall),
         new("wait_disconnect", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&WaitDisconnect, NativeModule.MethFastCall),
+        new("send_file", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&SendFile, NativeModule.MethFastCall),
         new("finish", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&Finish, NativeModule.MethFastCall),
         new("ws_accept", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&WsAccept, NativeModule.MethFastCall),
         new("ws_receive", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&WsReceive, NativeModule.MethFastCall),
@@ -31,6 +32,18 @@ internal static unsafe class AsgiCalls
             var more = Py.ObjectIsTrue(args[4]);
             if (more < 0) throw PythonException.Fetch();
             exchange.Send(args[1], args[2], args[3], more == 1, args[5]);
+            return NativeModule.None();
+        }
+        catch (Exception e) { return NativeModule.RaiseFrom(e); }
+    }
+
+    /// <summary>send_file(handle, status, headers, path)</summary>
+    [UnmanagedCallersOnly]
+    private static nint SendFile(nint self, nint* args, nint nargs)
+    {
+        try
+        {
+            Exchange(args, nargs, 4).SendFile(args[1], args[2], PyStr.ToManaged(args[3]));
             return NativeModule.None();
         }
         catch (Exception e) { return NativeModule.RaiseFrom(e); }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.WebSockets;
+using Microsoft.Win32.SafeHandles;
 using Microsoft.AspNetCore.Http;
 using Mica.Server.Hosting;
 using Mica.Server.Http;
@@ -137,7 +138,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         _handle = _server.Handles.Add(this);
         try
         {
-            using var scope = _server.Scope.Build(Request, Features.GetRequiredFeature<IHttpConnectionFeature>(), _server.State, _isWebSocket);
+            using var scope = _server.Scope.Build(Features, _server.State, _isWebSocket);
             using var handle = PyRef.Steal(Py.LongFromLong(_handle));
             if (_isWebSocket)
             {
@@ -299,6 +300,43 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
             // Like uvicorn: once the response is complete, a receive() waiting for the disconnect returns.
             Resolve(ref _pendingDisconnect, Py.None);
         }
+    }
+
+    /// <summary>
+    /// <c>_mica.send_file(handle, status, headers, path)</c>: the <c>http.response.pathsend</c>
+    /// extension. The file is opened here, so a missing or unreadable one is the app's error (500).
+    /// </summary>
+    public unsafe void SendFile(nint status, nint headers, string path)
+    {
+        if (_sentFinal) throw new PythonError(Py.ExcRuntimeError, "the response is already complete");
+        SafeFileHandle file;
+        long length;
+        try
+        {
+            file = File.OpenHandle(path);
+            length = RandomAccess.GetLength(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new PythonError(Py.ExcOSError, $"cannot send {path}: {e.Message}");
+        }
+        var statusCode = (int)Py.LongAsLong(status);
+        if (statusCode == -1 && Py.ErrOccurred() != 0)
+        {
+            file.Dispose();
+            throw PythonException.Fetch();
+        }
+        byte[] headerBuffer;
+        int headerLength;
+        try { (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, text: false); }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+        _sentFinal = true;
+        Steps.Add(new ResponseStep(StepKind.File, statusCode, headerBuffer, headerLength, null, 0, File: new FileBody(file, 0, length)));
+        Resolve(ref _pendingDisconnect, Py.None);
     }
 
     /// <summary>

@@ -43,7 +43,7 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>, IAppSe
     private AsgiServer(ExchangeServices services, WorkerConfig config, nint workerModule, nint asgiModule, nint app)
     {
         Services = services;
-        Scope = new AsgiScope(config.UrlPathPrefix);
+        Scope = new AsgiScope(config.UrlPathPrefix, config.UnixSocket, config.Tls is { } tls ? TlsSetup.CertificatePem(tls) : null);
         _workerModule = PyRef.NewReference(workerModule);
         _asgiModule = PyRef.NewReference(asgiModule);
 
@@ -127,7 +127,8 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>, IAppSe
     /// HTTP/2's extended CONNECT), which the app's accept then uses.
     /// </summary>
     public Task ProcessRequestAsync(AsgiExchange context) =>
-        _webSockets is not null && context.MayUpgrade ? _webSockets.Invoke(context.AsHttpContext()) : context.RunAsync();
+        Services.StaticFiles?.TryServe(context.Features) ??
+        (_webSockets is not null && context.MayUpgrade ? _webSockets.Invoke(context.AsHttpContext()) : context.RunAsync());
 
     public void DisposeContext(AsgiExchange context, Exception? exception)
     {

@@ -16,6 +16,7 @@ _send = _mica.send
 _receive = _mica.receive
 _wait_disconnect = _mica.wait_disconnect
 _finish = _mica.finish
+_send_file = _mica.send_file      # (handle, status, headers, path): the response body is that file
 _ws_accept = _mica.ws_accept      # (handle, subprotocol, headers, future) -> future: True once open
 _ws_receive = _mica.ws_receive    # (handle, future) -> future: str | bytes | (close code, reason)
 _ws_send = _mica.ws_send          # (handle, data, future) -> future: False if the socket is closed
@@ -79,6 +80,15 @@ class HttpProtocol:
             self.state = _BODY
             return
         if state == _BODY:
+            if kind == "http.response.pathsend":
+                # The extension: the server sends the file itself, without it passing through Python.
+                path = message["path"]
+                if not isinstance(path, str) or not path.startswith("/"):
+                    raise RuntimeError(f"ASGI 'http.response.pathsend' needs an absolute path, got {path!r}")
+                if not self.disconnected:
+                    _send_file(self.handle, self.status, self.headers, path)
+                self.state = _DONE
+                return
             if kind != "http.response.body":
                 raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{kind}'.")
             if self.disconnected:

@@ -17,7 +17,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     private static readonly byte[] InternalServerError = "Internal Server Error"u8.ToArray();
     private static readonly byte[] Forbidden = "Forbidden"u8.ToArray();
 
-    protected readonly IFeatureCollection Features = features;
+    public IFeatureCollection Features { get; } = features;
     protected readonly IHttpRequestFeature Request = features.GetRequiredFeature<IHttpRequestFeature>();
     protected readonly IHttpResponseFeature Response = features.GetRequiredFeature<IHttpResponseFeature>();
     private readonly IHttpResponseBodyFeature _responseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();
@@ -147,8 +147,9 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         }
     }
 
-    private bool BodyAllowed =>
-        !HttpMethods.IsHead(Request.Method) && Response.StatusCode is not (< 200 or 204 or 304);
+    private bool StatusAllowsBody => Response.StatusCode is not (< 200 or 204 or 304);
+
+    private bool BodyAllowed => StatusAllowsBody && !HttpMethods.IsHead(Request.Method);
 
     private void StartResponse(in ResponseStep step)
     {
@@ -190,7 +191,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         {
             StartResponse(step);
             if (Response.Headers.ContentLength is { } declared) count = Math.Min(count, declared);
-            else if (BodyAllowed) Response.Headers.ContentLength = count;
+            else if (StatusAllowsBody) Response.Headers.ContentLength = count;   // HEAD too: the length GET would send
         }
         if (!BodyAllowed) return;
         var writer = _responseBody.Writer;
