@@ -79,6 +79,21 @@ public sealed class WsgiThreadTests
         Assert.True(elapsed < TimeSpan.FromSeconds(2), $"40 concurrent 0.3 s requests took {elapsed.TotalSeconds:0.00} s");
     }
 
+    /// <summary>Granian: without --blocking-threads, a WSGI worker gets max(1, backpressure // 2) threads.</summary>
+    [Fact]
+    public async Task Default_thread_count_is_half_the_backpressure()
+    {
+        await using var mica = await StartAsync("--backpressure", "20");
+        var (statuses, elapsed) = await SleepConcurrentlyAsync(mica, 16, 0.3);
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+        var max = await MaxInflightAsync(mica);
+        Assert.True(max <= 10, $"{max} requests ran at once with --backpressure 20 (default threads: 20 // 2 = 10)");
+        Assert.True(max >= 8, $"at most {max} of 16 requests ran at once with --backpressure 20 (10 threads)");
+        Assert.True(elapsed >= TimeSpan.FromSeconds(0.55), $"16 x 0.3 s on 10 threads took {elapsed.TotalSeconds:0.00} s: two rounds expected");
+        var threads = Wsgi.WsgiThreads(mica.WorkerPid);
+        Assert.True(threads.Count <= 10, $"{threads.Count} mica-wsgi threads: {string.Join(", ", threads)}");
+    }
+
     [Fact]
     public async Task Threads_are_named_mica_wsgi_and_bounded_by_blocking_threads()
     {
