@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from asgi_hello import APPS, PYTHON, ROOT, children, cpu_ticks, free_port, wait_for_200  # noqa: E402
+from harness import APPS, PYTHON, ROOT, children, cpu_ticks, free_port, wait_for_200  # noqa: E402
 
 
 def run(workers, duration, extra_wrk):

@@ -9,6 +9,11 @@ internal sealed record ServerOptions
     public string Interface { get; init; } = "auto";
     public string Loop { get; init; } = "auto";
     public int Backlog { get; init; } = 1024;
+    /// <summary>Requests handed to the app at once per worker; Granian's default is backlog / workers.</summary>
+    public int Backpressure { get; init; } = 1024;
+    /// <summary>WSGI threads per worker; null: half the backpressure (Granian's default).</summary>
+    public int? BlockingThreads { get; init; }
+    public int BlockingThreadsIdleTimeoutSeconds { get; init; } = 30;
     public int HeaderReadTimeoutMs { get; init; } = 30_000;
     public bool KeepAlive { get; init; } = true;
     public string UrlPathPrefix { get; init; } = "";

@@ -114,6 +114,10 @@ internal sealed class Supervisor(ServerOptions options)
             LogLevel = options.LogLevel,
             ShutdownTimeoutSeconds = options.WorkersKillTimeoutSeconds ?? 3600,
             ProcessName = options.ProcessName,
+            Workers = options.Workers,
+            Backpressure = options.Backpressure,
+            BlockingThreads = options.BlockingThreads,
+            BlockingThreadsIdleTimeoutSeconds = options.BlockingThreadsIdleTimeoutSeconds,
         };
         var worker = WorkerProcess.Spawn(id, config, _events.Writer, respawned, replacing);
         _workers.Add(worker);

@@ -133,7 +133,7 @@ public sealed class CliTests
     }
 
     [Theory]
-    [InlineData("--blocking-threads", "2")]
+    [InlineData("--runtime-threads", "2")]
     [InlineData("--ws")]
     [InlineData("--metrics")]
     [InlineData("--uds", "/tmp/mica-test.sock")]
@@ -190,8 +190,8 @@ public sealed class CliTests
     [Fact]
     public async Task Unimplemented_option_from_the_environment_exits_2()
     {
-        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_BLOCKING_THREADS"] = "4" });
-        AssertUsageError(run, "--blocking-threads");
+        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_RUNTIME_THREADS"] = "4" });
+        AssertUsageError(run, "--runtime-threads");
     }
 
     // ------------------------------------------------------------------ --version, --help

@@ -27,7 +27,7 @@ internal static unsafe class AsgiCalls
             var more = Py.ObjectIsTrue(args[4]);
             if (more < 0) throw PythonException.Fetch();
             exchange.Send(args[1], args[2], args[3], more == 1, args[5]);
-            return NoneResult();
+            return NativeModule.None();
         }
         catch (Exception e) { return NativeModule.RaiseFrom(e); }
     }
@@ -39,7 +39,7 @@ internal static unsafe class AsgiCalls
         try
         {
             Exchange(args, nargs, 2).Receive(args[1]);
-            return NoneResult();
+            return NativeModule.None();
         }
         catch (Exception e) { return NativeModule.RaiseFrom(e); }
     }
@@ -51,7 +51,7 @@ internal static unsafe class AsgiCalls
         try
         {
             Exchange(args, nargs, 2).WaitDisconnect(args[1]);
-            return NoneResult();
+            return NativeModule.None();
         }
         catch (Exception e) { return NativeModule.RaiseFrom(e); }
     }
@@ -63,23 +63,12 @@ internal static unsafe class AsgiCalls
         try
         {
             Exchange(args, nargs, 1).Finish();
-            return NoneResult();
+            return NativeModule.None();
         }
         catch (Exception e) { return NativeModule.RaiseFrom(e); }
     }
 
-    private static AsgiExchange Exchange(nint* args, nint nargs, int expected)
-    {
-        if (nargs != expected) throw new PythonError(Py.ExcTypeError, $"expected {expected} arguments, got {nargs}");
-        var handle = Py.LongAsLong(args[0]);
-        if (handle == -1 && Py.ErrOccurred() != 0) throw PythonException.Fetch();
-        return AsgiServer.Current?.Handles.Get(handle)
+    private static AsgiExchange Exchange(nint* args, nint nargs, int expected) =>
+        AsgiServer.Current?.Handles.Get(NativeModule.RequestHandle(args, nargs, expected))
             ?? throw new PythonError(Py.ExcRuntimeError, "this request has already finished");
-    }
-
-    private static nint NoneResult()
-    {
-        Py.IncRef(Py.None);
-        return Py.None;
-    }
 }

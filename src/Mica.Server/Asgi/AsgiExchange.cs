@@ -1,10 +1,8 @@
 using System.Buffers;
-using System.Buffers.Binary;
 using System.IO.Pipelines;
-using System.Text;
 using Mica.Server.Hosting;
+using Mica.Server.Http;
 using Mica.Server.Python;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Mica.Server.Asgi;
@@ -12,31 +10,21 @@ namespace Mica.Server.Asgi;
 /// <summary>
 /// One HTTP request in flight between Kestrel and the ASGI app.
 ///
-/// Two parties touch it: the request's Kestrel task (<see cref="RunAsync"/>: reads the request,
+/// Two parties touch it: the request's Kestrel task (<see cref="HttpExchange"/>: reads the request,
 /// writes the response) and the Python thread (builds the scope, answers the app's receive/send).
 /// They meet in two places only: <see cref="PythonLoop.Post"/> (Kestrel → Python) and
 /// <see cref="ResponseSteps"/> (Python → Kestrel). Python objects are touched on the Python thread
-/// only; Kestrel's features are never touched by Python once the response is complete, because
-/// Kestrel reuses them for the connection's next request.
+/// only.
 /// </summary>
-internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection features) : IPythonWork
+internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection features)
+    : HttpExchange(server.Services, features, inlineSteps: false), IPythonWork
 {
     private readonly AsgiServer _server = server;
     // Work kinds posted to the Python thread.
-    private const int Dispatch = 0, BodyRead = 1, Aborted = 2, Flushed = 3;
+    private const int DispatchWork = 0, BodyRead = 1, Aborted = 2, Flushed = 3;
 
-    private static readonly byte[] InternalServerError = "Internal Server Error"u8.ToArray();
-
-    private readonly IHttpRequestFeature _request = features.GetRequiredFeature<IHttpRequestFeature>();
-    private readonly IHttpResponseFeature _response = features.GetRequiredFeature<IHttpResponseFeature>();
-    private readonly IHttpResponseBodyFeature _responseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();
-    private readonly IHttpRequestLifetimeFeature _lifetime = features.GetRequiredFeature<IHttpRequestLifetimeFeature>();
-    private readonly ResponseSteps _steps = new();
-
-    // Request body: read on either side, consumed (copied to Python bytes) on the Python thread.
-    private PipeReader BodyReader => features.GetRequiredFeature<IRequestBodyPipeFeature>().Reader;
-    private ReadResult _read;
-    private bool _hasRead, _readFailed, _bodyComplete;
+    // Request body reads the app asked for, completed on a Kestrel thread.
+    private bool _readFailed;
     private Task? _readInFlight;
     private volatile bool _flushOk;
 
@@ -47,90 +35,22 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
 
     // ---------------------------------------------------------------- Kestrel side
 
-    public async Task RunAsync()
-    {
-        _server.Drain.RequestStarted();
-        var broken = false;   // once the response failed, the remaining steps are only acknowledged
-        try
-        {
-            PreReadBody();
-            await using var abort = _lifetime.RequestAborted.UnsafeRegister(
-                static state => { var x = (AsgiExchange)state!; x._server.Loop.Post(x, Aborted); }, this);
-            _server.Loop.Post(this, Dispatch);
+    protected override void Dispatch() => _server.Loop.Post(this, DispatchWork);
 
-            while (true)
-            {
-                var step = await _steps.NextAsync();
-                try
-                {
-                    switch (step.Kind)
-                    {
-                        case StepKind.Final:
-                            if (!broken) await WriteFinalAsync(step);
-                            return;
-                        case StepKind.Fail:
-                            if (!broken) await FailResponseAsync();
-                            return;
-                        case StepKind.Chunk:
-                            _flushOk = !broken && await WriteChunkAsync(step);
-                            _server.Loop.Post(this, Flushed);
-                            break;
-                    }
-                }
-                catch (Exception e) when (e is InvalidOperationException or ArgumentException)
-                {
-                    // Kestrel refused what the app sent (bad header bytes, status out of range, body
-                    // longer than its content-length): the app cannot be told any more, so log it.
-                    Log.Error($"Invalid ASGI response for {_request.Method} {_request.RawTarget}: {e.Message}");
-                    broken = true;
-                    await FailResponseAsync();
-                    if (step.Kind == StepKind.Chunk)
-                    {
-                        _flushOk = false;
-                        _server.Loop.Post(this, Flushed);
-                    }
-                    else return;
-                }
-                finally
-                {
-                    if (step.Headers is not null) ArrayPool<byte>.Shared.Return(step.Headers);
-                    if (step.Body is not null) ArrayPool<byte>.Shared.Return(step.Body);
-                }
-            }
-        }
-        finally
-        {
-            await StopReadingAsync();
-            _server.Drain.RequestEnded();
-        }
-    }
+    protected override void OnAborted() => _server.Loop.Post(this, Aborted);
 
-    /// <summary>
-    /// Takes the body bytes Kestrel already has, so a small POST reaches the app with its body and
-    /// receive() needs no round trip. Skipped for <c>Expect: 100-continue</c>: reading would send the
-    /// 100 before the app has asked for the body.
-    /// </summary>
-    private void PreReadBody()
+    protected override void OnChunkFlushed(bool ok)
     {
-        if (features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false })
-        {
-            _bodyComplete = true;
-            return;
-        }
-        if (_request.Headers.Expect.Count > 0) return;
-        if (BodyReader.TryRead(out var read))
-        {
-            _read = read;
-            _hasRead = true;
-        }
+        _flushOk = ok;
+        _server.Loop.Post(this, Flushed);
     }
 
     private async Task ReadBodyAsync(ValueTask<ReadResult> pending)
     {
         try
         {
-            _read = await pending;
-            _hasRead = true;
+            LastRead = await pending;
+            HasRead = true;
         }
         catch (Exception)
         {
@@ -140,7 +60,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         _server.Loop.Post(this, BodyRead);
     }
 
-    private async Task StopReadingAsync()
+    protected override async ValueTask StopReadingAsync()
     {
         if (_readInFlight is { IsCompleted: false } reading)
         {
@@ -149,72 +69,13 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         }
     }
 
-    private bool BodyAllowed =>
-        !HttpMethods.IsHead(_request.Method) && _response.StatusCode is not (< 200 or 204 or 304);
-
-    private void StartResponse(in ResponseStep step)
-    {
-        _response.StatusCode = step.Status;
-        var headers = _response.Headers;
-        var span = step.Headers.AsSpan(0, step.HeadersLength);
-        while (!span.IsEmpty)
-        {
-            var nameLength = BinaryPrimitives.ReadInt32LittleEndian(span);
-            var valueLength = BinaryPrimitives.ReadInt32LittleEndian(span[4..]);
-            var name = Encoding.Latin1.GetString(span.Slice(8, nameLength));
-            var value = Encoding.Latin1.GetString(span.Slice(8 + nameLength, valueLength));
-            span = span[(8 + nameLength + valueLength)..];
-            // Kestrel chunks by itself when there is no content-length; an app-provided
-            // "transfer-encoding: chunked" would make it expect pre-chunked bytes.
-            if (name.Equals("transfer-encoding", StringComparison.OrdinalIgnoreCase) &&
-                value.Equals("chunked", StringComparison.OrdinalIgnoreCase)) continue;
-            headers.Append(name, value);
-        }
-        if (!_server.KeepAlive) headers.Connection = "close";
-    }
-
-    private async ValueTask WriteFinalAsync(ResponseStep step)
-    {
-        if (step.Headers is not null)
-        {
-            StartResponse(step);
-            // The whole body is known: send it with a length rather than chunked.
-            if (BodyAllowed && _response.Headers.ContentLength is null) _response.Headers.ContentLength = step.BodyLength;
-        }
-        if (step.BodyLength > 0 && BodyAllowed) await _responseBody.Writer.WriteAsync(step.Body.AsMemory(0, step.BodyLength));
-    }
-
-    private async ValueTask<bool> WriteChunkAsync(ResponseStep step)
-    {
-        if (step.Headers is not null) StartResponse(step);
-        var result = step.BodyLength > 0 && BodyAllowed
-            ? await _responseBody.Writer.WriteAsync(step.Body.AsMemory(0, step.BodyLength))
-            : await _responseBody.Writer.FlushAsync();
-        return !result.IsCanceled && !result.IsCompleted && !_lifetime.RequestAborted.IsCancellationRequested;
-    }
-
-    private async ValueTask FailResponseAsync()
-    {
-        if (_response.HasStarted)
-        {
-            _lifetime.Abort();
-            return;
-        }
-        _response.StatusCode = 500;
-        _response.Headers.Clear();
-        _response.Headers.ContentType = "text/plain; charset=utf-8";
-        _response.Headers.ContentLength = InternalServerError.Length;
-        if (!_server.KeepAlive) _response.Headers.Connection = "close";
-        if (!HttpMethods.IsHead(_request.Method)) await _responseBody.Writer.WriteAsync(InternalServerError);
-    }
-
     // ---------------------------------------------------------------- Python side
 
     public unsafe void RunOnPythonThread(int kind)
     {
         switch (kind)
         {
-            case Dispatch: DispatchToApp(); break;
+            case DispatchWork: DispatchToApp(); break;
             case BodyRead: CompleteReceive(); break;
             case Aborted:
                 _disconnected = true;
@@ -230,12 +91,12 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         _handle = _server.Handles.Add(this);
         try
         {
-            using var scope = _server.Scope.Build(_request, features.GetRequiredFeature<IHttpConnectionFeature>(), _server.State);
+            using var scope = _server.Scope.Build(Request, Features.GetRequiredFeature<IHttpConnectionFeature>(), _server.State);
             using var handle = PyRef.Steal(Py.LongFromLong(_handle));
             PyRef body;
             bool more;
-            if (_hasRead) (body, more) = ConsumeRead();
-            else if (_bodyComplete) (body, more) = (PyRef.Borrow(_server.EmptyBytes), false);
+            if (HasRead) (body, more) = ConsumeRead();
+            else if (BodyComplete) (body, more) = (PyRef.Borrow(_server.EmptyBytes), false);
             else (body, more) = (PyRef.Borrow(Py.None), true);
             try
             {
@@ -249,7 +110,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         }
         catch (PythonException e)
         {
-            Log.Error($"Cannot dispatch request {_request.Method} {_request.RawTarget}: {e.Message}\n{e.Traceback}");
+            Log.Error($"Cannot dispatch request {Request.Method} {Request.RawTarget}: {e.Message}\n{e.Traceback}");
             Finish();
         }
     }
@@ -257,12 +118,12 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
     /// <summary>Copies what the last read returned into a Python bytes object and releases it to Kestrel.</summary>
     private unsafe (PyRef Body, bool More) ConsumeRead()
     {
-        var buffer = _read.Buffer;
-        _hasRead = false;
+        var buffer = LastRead.Buffer;
+        HasRead = false;
         try
         {
-            var more = !_read.IsCompleted;
-            if (!more) _bodyComplete = true;
+            var more = !LastRead.IsCompleted;
+            if (!more) BodyComplete = true;
             var body = PyRef.Steal(Py.BytesFromStringAndSize(null, (nint)buffer.Length));
             byte* p;
             nint n;
@@ -290,8 +151,8 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         var pending = BodyReader.ReadAsync();
         if (pending.IsCompletedSuccessfully)
         {
-            _read = pending.Result;
-            _hasRead = true;
+            LastRead = pending.Result;
+            HasRead = true;
             CompleteReceive();
         }
         else
@@ -302,10 +163,10 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
 
     private unsafe void CompleteReceive()
     {
-        if (_readFailed || !_hasRead || _read.IsCanceled)
+        if (_readFailed || !HasRead || LastRead.IsCanceled)
         {
-            if (_hasRead) BodyReader.AdvanceTo(_read.Buffer.Start);
-            _hasRead = false;
+            if (HasRead) BodyReader.AdvanceTo(LastRead.Buffer.Start);
+            HasRead = false;
             _disconnected = true;
             Resolve(ref _pendingReceive, Py.None);
             return;
@@ -340,7 +201,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         {
             statusCode = (int)Py.LongAsLong(status);
             if (statusCode == -1 && Py.ErrOccurred() != 0) throw PythonException.Fetch();
-            (headerBuffer, headerLength) = SerializeHeaders(headers);
+            (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, text: false);
         }
         byte[]? bodyBuffer = null;
         ReadOnlySpan<byte> data;
@@ -359,61 +220,14 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         {
             Py.IncRef(future);
             _pendingFlush = future;
-            _steps.Add(new ResponseStep(StepKind.Chunk, statusCode, headerBuffer, headerLength, bodyBuffer, data.Length));
+            Steps.Add(new ResponseStep(StepKind.Chunk, statusCode, headerBuffer, headerLength, bodyBuffer, data.Length));
         }
         else
         {
             _sentFinal = true;
-            _steps.Add(new ResponseStep(StepKind.Final, statusCode, headerBuffer, headerLength, bodyBuffer, data.Length));
+            Steps.Add(new ResponseStep(StepKind.Final, statusCode, headerBuffer, headerLength, bodyBuffer, data.Length));
             // Like uvicorn: once the response is complete, a receive() waiting for the disconnect returns.
             Resolve(ref _pendingDisconnect, Py.None);
-        }
-    }
-
-    /// <summary>
-    /// Copies the app's header pairs into one pooled buffer ([name length][value length][name][value]
-    /// repeated), so the Kestrel side can apply them without the GIL.
-    /// </summary>
-    private static unsafe (byte[] Buffer, int Length) SerializeHeaders(nint headers)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(1024);
-        var length = 0;
-        try
-        {
-            if (headers == Py.None) return (buffer, 0);
-            using var iterator = PyRef.Steal(Py.GetIter(headers));
-            while (true)
-            {
-                var next = Py.IterNext(iterator.Handle);
-                if (next == 0)
-                {
-                    if (Py.ErrOccurred() != 0) throw PythonException.Fetch();
-                    return (buffer, length);
-                }
-                using var pair = PyRef.Steal(next);
-                using var name = PyRef.Steal(Py.SequenceGetItem(pair.Handle, 0));
-                using var value = PyRef.Steal(Py.SequenceGetItem(pair.Handle, 1));
-                var nameBytes = PyStr.AsSpan(name.Handle);
-                var valueBytes = PyStr.AsSpan(value.Handle);
-                var needed = length + 8 + nameBytes.Length + valueBytes.Length;
-                if (needed > buffer.Length)
-                {
-                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, buffer.Length * 2));
-                    buffer.AsSpan(0, length).CopyTo(bigger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = bigger;
-                }
-                BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(length), nameBytes.Length);
-                BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(length + 4), valueBytes.Length);
-                nameBytes.CopyTo(buffer.AsSpan(length + 8));
-                valueBytes.CopyTo(buffer.AsSpan(length + 8 + nameBytes.Length));
-                length = needed;
-            }
-        }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            throw;
         }
     }
 
@@ -430,7 +244,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         if (!_sentFinal)
         {
             _sentFinal = true;
-            _steps.Add(new ResponseStep(StepKind.Fail, 0, null, 0, null, 0));
+            Steps.Add(new ResponseStep(StepKind.Fail, 0, null, 0, null, 0));
         }
     }
 

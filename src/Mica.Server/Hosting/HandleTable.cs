@@ -3,7 +3,8 @@ namespace Mica.Server.Hosting;
 /// <summary>
 /// Maps the small integers Python holds (request handles) to C# objects. A handle carries a
 /// generation, so a stale handle kept by an app after its request ended finds nothing instead of
-/// someone else's request. Python thread only: no locking.
+/// someone else's request. Used with the GIL held and calling no Python, so the GIL serialises
+/// every use: no locking, even with several WSGI threads.
 /// </summary>
 internal sealed class HandleTable<T> where T : class
 {

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Mica.Server.Asgi;
 using Mica.Server.Python;
+using Mica.Server.Wsgi;
 
 namespace Mica.Server.Hosting;
 
@@ -12,7 +13,7 @@ internal static unsafe class MicaModule
 {
     private static nint _definition;
 
-    /// <summary>The worker's hand-off queue, drained by <c>_mica.drain()</c>.</summary>
+    /// <summary>The ASGI worker's hand-off queue, drained by <c>_mica.drain()</c>.</summary>
     public static PythonLoop? Loop { get; set; }
 
     /// <summary>Before interpreter initialisation.</summary>
@@ -22,6 +23,7 @@ internal static unsafe class MicaModule
         [
             new("drain", (nint)(delegate* unmanaged<nint, nint, nint>)&Drain, NativeModule.MethNoArgs),
             .. AsgiCalls.Functions,
+            .. WsgiCalls.Functions,
         ]);
         NativeModule.Register("_mica", &Init);
     }

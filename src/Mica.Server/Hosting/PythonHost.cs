@@ -1,5 +1,7 @@
 using Mica.Server.Asgi;
+using Mica.Server.Http;
 using Mica.Server.Python;
+using Mica.Server.Wsgi;
 
 namespace Mica.Server.Hosting;
 
@@ -8,28 +10,28 @@ internal sealed record StartFailure(string Reason, string Message, string Traceb
 
 /// <summary>
 /// The <c>mica-python</c> thread: it initialises the interpreter (so Python's "main thread" is the
-/// one running the event loop, which uvloop requires), loads the app, runs lifespan startup, then
-/// runs the event loop until shutdown. Nothing else in the worker holds the GIL.
+/// one running the event loop, which uvloop requires), loads the app, starts the server for its
+/// interface (for ASGI: runs lifespan startup), then serves until shutdown: ASGI on this thread's
+/// event loop, WSGI on the pool's threads while this one waits.
 /// </summary>
 internal sealed unsafe class PythonHost
 {
     public const string ThreadName = "mica-python";
 
     private readonly WorkerConfig _config;
-    private readonly ConnectionDrain _drain;
-    private readonly PythonLoop _loop = new();
+    private readonly ExchangeServices _services;
     private readonly TaskCompletionSource<StartFailure?> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private AsgiServer? _server;
+    private IAppServer? _server;
 
-    public PythonHost(WorkerConfig config, ConnectionDrain drain)
+    public PythonHost(WorkerConfig config, ExchangeServices services)
     {
         _config = config;
-        _drain = drain;
+        _services = services;
     }
 
-    /// <summary>The ASGI server once <see cref="Started"/> completed without failure.</summary>
-    public AsgiServer Server => _server ?? throw new InvalidOperationException("not started");
+    /// <summary>The app's server once <see cref="Started"/> completed without failure.</summary>
+    public IAppServer Server => _server ?? throw new InvalidOperationException("not started");
 
     /// <summary>Null once the app is loaded and lifespan startup is done; the failure otherwise.</summary>
     public Task<StartFailure?> Started => _started.Task;
@@ -44,23 +46,18 @@ internal sealed unsafe class PythonHost
         thread.Start();
     }
 
-    /// <summary>Any thread: run lifespan shutdown and stop the loop, after Kestrel has drained.</summary>
-    public void BeginShutdown() => _loop.Post(new ShutdownWork(this), 0);
-
-    private sealed class ShutdownWork(PythonHost host) : IPythonWork
-    {
-        public void RunOnPythonThread(int kind) => host._server?.BeginShutdown();
-    }
+    /// <summary>Any thread, after Kestrel has drained: the app stops (ASGI: lifespan shutdown).</summary>
+    public void BeginShutdown() => _server?.BeginShutdown();
 
     private void Run()
     {
         try
         {
-            var failure = StartPython(out var pyLoop);
+            var failure = StartPython();
             _started.TrySetResult(failure);
             if (failure is null)
             {
-                using (pyLoop) using (PyCall.Method(pyLoop.Handle, "run_forever")) { }
+                _server!.Serve();
                 using var worker = PyRef.Steal(Py.ImportModule(PyStr.Utf8Z("_mica_worker")));
                 using (PyCall.Method(worker.Handle, "at_exit")) { }
             }
@@ -85,11 +82,9 @@ internal sealed unsafe class PythonHost
         }
     }
 
-    private StartFailure? StartPython(out PyRef pyLoop)
+    private StartFailure? StartPython()
     {
-        pyLoop = default;
         var install = _config.Python;
-        MicaModule.Loop = _loop;
         Interpreter.Initialize(install, MicaModule.Register);
 
         using var worker = Interpreter.ImportEmbedded("_mica_worker", "worker.py");
@@ -109,25 +104,25 @@ internal sealed unsafe class PythonHost
             return new StartFailure("load", PyStr.ToManaged(second.Handle), PyStr.ToManaged(third.Handle));
         var app = second.Handle;
         var iface = PyStr.ToManaged(third.Handle);
-        if (iface is not ("asgi" or "asginl"))
-            return new StartFailure("load", $"interface '{iface}' is not supported yet by this version of Mica (only asgi and asginl are)");
+        var config = _config with { Interface = iface };
+        if (iface != "wsgi" && _config.BlockingThreads > 1)
+            Log.Warning($"--blocking-threads {_config.BlockingThreads} ignored: the {iface} interface runs the app on one Python thread");
 
-        using var loopKind = PyStr.New(_config.Loop);
-        using var created = PyCall.Method(worker.Handle, "new_loop", loopKind.Handle);
-        pyLoop = PyRef.Steal(Py.SequenceGetItem(created.Handle, 0));
-        using var loopName = PyRef.Steal(Py.SequenceGetItem(created.Handle, 1));
-        Log.Info($"Python {install.Version} ({install.Executable}), {PyStr.ToManaged(loopName.Handle)} event loop, interface {iface}");
-
-        using var asgi = Interpreter.ImportEmbedded("_mica_asgi", "asgi.py");
-        var (server, lifespanFailure) = AsgiServer.Start(_loop, _drain, _config with { Interface = iface }, worker.Handle, asgi.Handle, pyLoop.Handle, app);
-        if (lifespanFailure is not null)
-            return new StartFailure("lifespan", $"lifespan startup failed: {lifespanFailure}");
-        _server = server;
-
-        using var mica = PyRef.Steal(Py.ImportModule(PyStr.Utf8Z("_mica")));
-        using var drain = PyRef.Steal(Py.GetAttrString(mica.Handle, PyStr.Utf8Z("drain")));
-        using var fd = PyRef.Steal(Py.LongFromLong(_loop.EventFd));
-        using (PyCall.Method(pyLoop.Handle, "add_reader", fd.Handle, drain.Handle)) { }
+        switch (iface)
+        {
+            case "asgi" or "asginl":
+                var (asgi, lifespanFailure) = AsgiServer.Start(_services, config, worker.Handle, app);
+                if (lifespanFailure is not null)
+                    return new StartFailure("lifespan", $"lifespan startup failed: {lifespanFailure}");
+                _server = asgi;
+                break;
+            case "wsgi":
+                _server = new WsgiServer(_services, config, app);
+                break;
+            default:
+                return new StartFailure("load", $"interface '{iface}' is not supported yet by this version of Mica (asgi, asginl and wsgi are)");
+        }
+        Log.Info($"Python {install.Version} ({install.Executable}){_server.Description}, interface {iface}");
         return null;
     }
 }

@@ -24,6 +24,13 @@ public sealed record WorkerConfig
     public string LogLevel { get; init; } = "info";
     public double ShutdownTimeoutSeconds { get; init; } = 30;
     public string? ProcessName { get; init; }
+    /// <summary>Worker processes in all (WSGI's <c>wsgi.multiprocess</c>).</summary>
+    public int Workers { get; init; } = 1;
+    /// <summary>Requests handed to the app at once, at most (<c>--backpressure</c>).</summary>
+    public int Backpressure { get; init; } = 1024;
+    /// <summary>WSGI threads at most; null: Granian's default, half the backpressure.</summary>
+    public int? BlockingThreads { get; init; }
+    public int BlockingThreadsIdleTimeoutSeconds { get; init; } = 30;
 }
 
 /// <summary>What a worker tells the master, one JSON object per line.</summary>

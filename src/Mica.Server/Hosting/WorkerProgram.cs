@@ -46,7 +46,7 @@ public static class WorkerProgram
         _ = WatchMasterAsync(fromMaster, stop);
 
         var drain = new ConnectionDrain();
-        var python = new PythonHost(config, drain);
+        var python = new PythonHost(config, new Http.ExchangeServices(drain, config.KeepAlive, config.Backpressure));
         python.Start();
         var failure = await python.Started;
         if (failure is not null)
@@ -55,11 +55,11 @@ public static class WorkerProgram
             return 1;
         }
 
-        var kestrel = await KestrelHost.StartAsync(config, python.Server, drain);
+        var kestrel = await python.Server.ListenAsync(config);
         Send(toMaster, new WorkerMessage { Event = WorkerMessage.Ready });
         await stop.Task;
 
-        // Drain HTTP first (in-flight requests need the event loop), then lifespan shutdown.
+        // Drain HTTP first (in-flight requests need the app's threads), then stop the app.
         drain.BeginDrain();
         await drain.WaitUntilQuietAsync(TimeSpan.FromSeconds(Math.Min(DrainLimitSeconds, config.ShutdownTimeoutSeconds)));
         using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(config.ShutdownTimeoutSeconds)))

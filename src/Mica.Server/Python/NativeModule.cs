@@ -63,6 +63,25 @@ internal static unsafe class NativeModule
     public static nint Create(nint definition) => Py.ModuleCreate2((void*)definition, Py.ApiVersion);
 
     /// <summary>
+    /// For the per-request entry points, whose first argument is the request's handle: checks the
+    /// argument count and returns the handle.
+    /// </summary>
+    public static long RequestHandle(nint* args, nint nargs, int expected)
+    {
+        if (nargs != expected) throw new PythonError(Py.ExcTypeError, $"expected {expected} arguments, got {nargs}");
+        var handle = Py.LongAsLong(args[0]);
+        if (handle == -1 && Py.ErrOccurred() != 0) throw PythonException.Fetch();
+        return handle;
+    }
+
+    /// <summary>A new reference to None, an entry point's usual result.</summary>
+    public static nint None()
+    {
+        Py.IncRef(Py.None);
+        return Py.None;
+    }
+
+    /// <summary>
     /// Turns a C# exception at an entry point into a Python RuntimeError, so that no C# exception
     /// ever unwinds into the interpreter. Returns NULL, which the entry point returns to Python.
     /// </summary>

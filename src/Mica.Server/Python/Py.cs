@@ -12,11 +12,18 @@ internal static unsafe class Py
 {
     public const int FileInput = 257;          // Py_file_input
     public const int ApiVersion = 1013;        // PYTHON_API_VERSION
+    public const int TwoByteKind = 2;          // PyUnicode_2BYTE_KIND: UTF-16 code units without surrogates
 
     // Interpreter life.
     public static delegate* unmanaged<byte*, nint*, nint> DecodeLocale;
     public static delegate* unmanaged<nint, void> SetProgramName;
     public static delegate* unmanaged<int, void> InitializeEx;
+
+    // Threads and the GIL. A thread state is a PyThreadState*; a GIL state is PyGILState_STATE.
+    public static delegate* unmanaged<int> GILStateEnsure;
+    public static delegate* unmanaged<int, void> GILStateRelease;
+    public static delegate* unmanaged<nint> EvalSaveThread;
+    public static delegate* unmanaged<nint, void> EvalRestoreThread;
 
     // References and objects.
     public static delegate* unmanaged<nint, void> IncRef;
@@ -27,6 +34,7 @@ internal static unsafe class Py
     public static delegate* unmanaged<nint, nint> GetIter;
     public static delegate* unmanaged<nint, nint> IterNext;
     public static delegate* unmanaged<nint, nint, nint> SequenceGetItem;
+    public static delegate* unmanaged<nint, nint> SequenceSize;
 
     // Modules and code.
     public static delegate* unmanaged<byte*, delegate* unmanaged<nint>, int> ImportAppendInittab;
@@ -50,6 +58,9 @@ internal static unsafe class Py
     public static delegate* unmanaged<nint, byte**, nint*, int> BytesAsStringAndSize;
     public static delegate* unmanaged<byte*, nint, nint> UnicodeFromStringAndSize;
     public static delegate* unmanaged<byte*, nint, byte*, nint> UnicodeDecodeUTF8;
+    public static delegate* unmanaged<byte*, nint, byte*, nint> UnicodeDecodeLatin1;
+    public static delegate* unmanaged<nint, nint> UnicodeGetLength;
+    public static delegate* unmanaged<int, void*, nint, nint> UnicodeFromKindAndData;
     public static delegate* unmanaged<nint, nint*, byte*> UnicodeAsUTF8AndSize;
     public static delegate* unmanaged<byte*, nint> UnicodeInternFromString;
     public static delegate* unmanaged<long, nint> LongFromLong;
@@ -64,7 +75,7 @@ internal static unsafe class Py
 
     // Singletons and exception types (addresses of exported data).
     public static nint None, True, False;
-    public static nint ExcRuntimeError, ExcTypeError;
+    public static nint ExcRuntimeError, ExcTypeError, ExcValueError, ExcOSError;
 
     internal static void Bind(nint lib)
     {
@@ -75,6 +86,11 @@ internal static unsafe class Py
         SetProgramName = (delegate* unmanaged<nint, void>)F("Py_SetProgramName");
         InitializeEx = (delegate* unmanaged<int, void>)F("Py_InitializeEx");
 
+        GILStateEnsure = (delegate* unmanaged<int>)F("PyGILState_Ensure");
+        GILStateRelease = (delegate* unmanaged<int, void>)F("PyGILState_Release");
+        EvalSaveThread = (delegate* unmanaged<nint>)F("PyEval_SaveThread");
+        EvalRestoreThread = (delegate* unmanaged<nint, void>)F("PyEval_RestoreThread");
+
         IncRef = (delegate* unmanaged<nint, void>)F("Py_IncRef");
         DecRef = (delegate* unmanaged<nint, void>)F("Py_DecRef");
         GetAttrString = (delegate* unmanaged<nint, byte*, nint>)F("PyObject_GetAttrString");
@@ -83,6 +99,7 @@ internal static unsafe class Py
         GetIter = (delegate* unmanaged<nint, nint>)F("PyObject_GetIter");
         IterNext = (delegate* unmanaged<nint, nint>)F("PyIter_Next");
         SequenceGetItem = (delegate* unmanaged<nint, nint, nint>)F("PySequence_GetItem");
+        SequenceSize = (delegate* unmanaged<nint, nint>)F("PySequence_Size");
 
         ImportAppendInittab = (delegate* unmanaged<byte*, delegate* unmanaged<nint>, int>)F("PyImport_AppendInittab");
         ModuleCreate2 = (delegate* unmanaged<void*, int, nint>)F("PyModule_Create2");
@@ -103,6 +120,9 @@ internal static unsafe class Py
         BytesAsStringAndSize = (delegate* unmanaged<nint, byte**, nint*, int>)F("PyBytes_AsStringAndSize");
         UnicodeFromStringAndSize = (delegate* unmanaged<byte*, nint, nint>)F("PyUnicode_FromStringAndSize");
         UnicodeDecodeUTF8 = (delegate* unmanaged<byte*, nint, byte*, nint>)F("PyUnicode_DecodeUTF8");
+        UnicodeDecodeLatin1 = (delegate* unmanaged<byte*, nint, byte*, nint>)F("PyUnicode_DecodeLatin1");
+        UnicodeGetLength = (delegate* unmanaged<nint, nint>)F("PyUnicode_GetLength");
+        UnicodeFromKindAndData = (delegate* unmanaged<int, void*, nint, nint>)F("PyUnicode_FromKindAndData");
         UnicodeAsUTF8AndSize = (delegate* unmanaged<nint, nint*, byte*>)F("PyUnicode_AsUTF8AndSize");
         UnicodeInternFromString = (delegate* unmanaged<byte*, nint>)F("PyUnicode_InternFromString");
         LongFromLong = (delegate* unmanaged<long, nint>)F("PyLong_FromLong");
@@ -119,5 +139,7 @@ internal static unsafe class Py
         False = F("_Py_FalseStruct");
         ExcRuntimeError = Type("PyExc_RuntimeError");
         ExcTypeError = Type("PyExc_TypeError");
+        ExcValueError = Type("PyExc_ValueError");
+        ExcOSError = Type("PyExc_OSError");
     }
 }

@@ -38,6 +38,15 @@ internal static unsafe class PyStr
         fixed (byte* p = bytes) return PyRef.Steal(Py.UnicodeFromStringAndSize(p, bytes.Length));
     }
 
+    /// <summary>
+    /// A str straight from UTF-16 text whose characters are all below U+D800, such as the latin-1
+    /// text Kestrel makes of HTTP bytes: no intermediate encoding. Python stores it compactly.
+    /// </summary>
+    public static PyRef FromChars(ReadOnlySpan<char> s)
+    {
+        fixed (char* p = s) return PyRef.Steal(Py.UnicodeFromKindAndData(Py.TwoByteKind, p, s.Length));
+    }
+
     public static PyRef Bytes(ReadOnlySpan<byte> data)
     {
         fixed (byte* p = data) return PyRef.Steal(Py.BytesFromStringAndSize(p, data.Length));

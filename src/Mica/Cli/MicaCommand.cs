@@ -75,14 +75,24 @@ internal static class MicaCommand
             catch (ArgumentException e) { return Fail($"Invalid value for '--reload-ignore-patterns': '{pattern}' is not a valid regular expression ({e.Message})."); }
         }
 
+        var iface = result.GetValue(table.Interface)!;
+        var blockingThreads = result.GetValue(table.BlockingThreads);
+        if (blockingThreads > 1 && iface is "asgi" or "asginl" or "rsgi")
+            return Fail($"Invalid value for '--blocking-threads': {blockingThreads}; the {iface} interface runs the app on one Python thread, so only wsgi takes more than 1.");
+        var workers = result.GetValue(table.Workers);
+        var backlog = result.GetValue(table.Backlog);
+
         var options = new ServerOptions
         {
             Target = result.GetValue(app)!,
             Host = result.GetValue(table.Host)!,
             Port = result.GetValue(table.Port),
-            Interface = result.GetValue(table.Interface)!,
+            Interface = iface,
             Loop = loop,
-            Backlog = result.GetValue(table.Backlog),
+            Backlog = backlog,
+            Backpressure = result.GetValue(table.Backpressure) ?? Math.Max(1, backlog / workers),
+            BlockingThreads = blockingThreads,
+            BlockingThreadsIdleTimeoutSeconds = result.GetValue(table.BlockingThreadsIdleTimeout) ?? 30,
             HeaderReadTimeoutMs = result.GetValue(table.Http1HeaderReadTimeout),
             KeepAlive = FlagValue(all, table, table.Http1KeepAlive, @default: true),
             UrlPathPrefix = (result.GetValue(table.UrlPathPrefix) ?? "").TrimEnd('/'),
@@ -91,7 +101,7 @@ internal static class MicaCommand
             LogLevel = result.GetValue(table.LogLevel)!,
             WorkersKillTimeoutSeconds = result.GetValue(table.WorkersKillTimeout),
             Python = result.GetValue(table.Python),
-            Workers = result.GetValue(table.Workers),
+            Workers = workers,
             RespawnFailedWorkers = FlagValue(all, table, table.RespawnFailedWorkers, @default: false),
             RespawnIntervalSeconds = result.GetValue(table.RespawnInterval),
             WorkersLifetimeSeconds = result.GetValue(table.WorkersLifetime),

@@ -51,6 +51,9 @@ internal sealed partial class OptionTable
     public readonly Option<string[]> ReloadIgnorePaths = Many("--reload-ignore-paths", "Absolute paths to ignore changes for");
     public readonly Option<int> ReloadTick = Int("--reload-tick", "How long (ms) changes must settle before reloading", 50, min: 50, max: 5000);
     public readonly Option<bool> ReloadIgnoreWorkerFailure = Flag("--reload-ignore-worker-failure", "With --reload: keep serving the error (503) until a change fixes a worker that fails", false);
+    public readonly Option<int?> BlockingThreads = OptionalInt("--blocking-threads", "Number of blocking threads (per worker) [default: wsgi: backpressure / 2; others: 1]", min: 1);
+    public readonly Option<int?> BlockingThreadsIdleTimeout = Duration("--blocking-threads-idle-timeout", "Idle timeout for blocking threads, in seconds", 5, 600, 30);
+    public readonly Option<int?> Backpressure = OptionalInt("--backpressure", "Maximum number of requests to process concurrently (per worker) [default: backlog / workers]", min: 1);
     public readonly Option<string?> Python = OptionalStr("--python", "Python interpreter to embed (default: $VIRTUAL_ENV/bin/python, else python3 on PATH)");
 
     public OptionTable()
@@ -85,18 +88,18 @@ internal sealed partial class OptionTable
         Register(ReloadIgnorePaths, "RELOAD_IGNORE_PATHS", split: ':');
         Register(ReloadTick, "RELOAD_TICK");
         Register(ReloadIgnoreWorkerFailure, "RELOAD_IGNORE_WORKER_FAILURE");
+        Register(BlockingThreads, "BLOCKING_THREADS");
+        Register(BlockingThreadsIdleTimeout, "BLOCKING_THREADS_IDLE_TIMEOUT");
+        Register(Backpressure, "BACKPRESSURE");
 
         // Recognised, not implemented yet: using any of them is an error naming it.
         Later(Str("--uds", "Unix Domain Socket to bind to", ""), "UDS");
         Later(Str("--uds-permissions", "Unix Domain Socket file permissions (octal)", ""), "UDS_PERMISSIONS");
         Later(Flag("--ws", "Enable websockets handling", true), "WEBSOCKETS");
-        Later(Int("--blocking-threads", "Number of blocking threads (per worker)", 1, min: 1), "BLOCKING_THREADS");
-        Later(Duration("--blocking-threads-idle-timeout", "Idle timeout for blocking threads, in seconds", 5, 600, 30), "BLOCKING_THREADS_IDLE_TIMEOUT");
         Later(Int("--runtime-threads", "Number of runtime threads (per worker)", 1, min: 1), "RUNTIME_THREADS");
         Later(Int("--runtime-blocking-threads", "Number of runtime I/O blocking threads (per worker)", 512, min: 1), "RUNTIME_BLOCKING_THREADS");
         Later(Choice("--runtime-mode", "Runtime mode to use (single/multi threaded)", "auto", "auto", "mt", "st"), "RUNTIME_MODE");
         Later(Choice("--task-impl", "Async task implementation to use", "asyncio", "asyncio", "rust"), "TASK_IMPL");
-        Later(Int("--backpressure", "Maximum number of requests to process concurrently (per worker)", 1, min: 1), "BACKPRESSURE");
         Later(Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections", 417_792, min: 8192), "HTTP1_BUFFER_SIZE");
         Later(Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (experimental)", false), "HTTP1_PIPELINE_FLUSH");
         Later(Flag("--http2-adaptive-window", "Sets whether to use an adaptive flow control for HTTP2", false), "HTTP2_ADAPTIVE_WINDOW");

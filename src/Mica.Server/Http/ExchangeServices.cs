@@ -1,0 +1,19 @@
+using Mica.Server.Hosting;
+
+namespace Mica.Server.Http;
+
+/// <summary>What every request needs from its worker, whatever the interface serving it.</summary>
+internal sealed class ExchangeServices(ConnectionDrain drain, bool keepAlive, int backpressure)
+{
+    public ConnectionDrain Drain { get; } = drain;
+
+    /// <summary>Off with --no-http1-keep-alive, and for every response once the worker drains.</summary>
+    public bool KeepAlive => keepAlive && Drain.KeepAlive;
+
+    /// <summary>
+    /// <c>--backpressure</c>: at most this many requests are handed to the app at once; the rest wait
+    /// (still connected, in arrival order) for a slot. Granian counts connections; requests are what
+    /// load the app, so Mica counts those.
+    /// </summary>
+    public SemaphoreSlim Backpressure { get; } = new(backpressure, backpressure);
+}

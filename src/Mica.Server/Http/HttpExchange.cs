@@ -1,0 +1,216 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Mica.Server.Http;
+
+/// <summary>
+/// The Kestrel side of one request served by a Python app, whatever the interface: it hands the
+/// request to Python (<see cref="Dispatch"/>), then writes the response as the app produces it,
+/// step by step (<see cref="ResponseSteps"/>). Kestrel's features are only touched here and, while
+/// this task waits for the next step, by the interface's Python thread reading the body; never once
+/// the response is complete, because Kestrel reuses them for the connection's next request.
+/// </summary>
+internal abstract class HttpExchange(ExchangeServices services, IFeatureCollection features, bool inlineSteps)
+{
+    private static readonly byte[] InternalServerError = "Internal Server Error"u8.ToArray();
+
+    protected readonly IFeatureCollection Features = features;
+    protected readonly IHttpRequestFeature Request = features.GetRequiredFeature<IHttpRequestFeature>();
+    protected readonly IHttpResponseFeature Response = features.GetRequiredFeature<IHttpResponseFeature>();
+    private readonly IHttpResponseBodyFeature _responseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();
+    protected readonly IHttpRequestLifetimeFeature Lifetime = features.GetRequiredFeature<IHttpRequestLifetimeFeature>();
+    protected readonly ResponseSteps Steps = new(inlineSteps);
+
+    protected PipeReader BodyReader => Features.GetRequiredFeature<IRequestBodyPipeFeature>().Reader;
+
+    // The request body's first read, taken before dispatch (see PreReadBody).
+    protected ReadResult LastRead;
+    protected bool HasRead, BodyComplete;
+
+    /// <summary>Hands the request to the app's Python thread; the response arrives as steps.</summary>
+    protected abstract void Dispatch();
+
+    /// <summary>The client went away (any thread).</summary>
+    protected abstract void OnAborted();
+
+    /// <summary>A <see cref="StepKind.Chunk"/> step was written: <paramref name="ok"/> false if the client is gone.</summary>
+    protected abstract void OnChunkFlushed(bool ok);
+
+    /// <summary>After the response: stop any body read still pending on the app's behalf.</summary>
+    protected virtual ValueTask StopReadingAsync() => ValueTask.CompletedTask;
+
+    public async Task RunAsync()
+    {
+        if (!services.Backpressure.Wait(0)) await services.Backpressure.WaitAsync();
+        services.Drain.RequestStarted();
+        var broken = false;   // once the response failed, the remaining steps are only acknowledged
+        try
+        {
+            PreReadBody();
+            await using var abort = Lifetime.RequestAborted.UnsafeRegister(static state => ((HttpExchange)state!).OnAborted(), this);
+            Dispatch();
+
+            while (true)
+            {
+                var step = await Steps.NextAsync();
+                try
+                {
+                    if (step.Kind == StepKind.Chunk)
+                    {
+                        // Acknowledged exactly once, whatever happens: the app's thread waits for it.
+                        var ok = false;
+                        try
+                        {
+                            ok = !broken && await WriteChunkAsync(step);
+                        }
+                        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+                        {
+                            broken = true;
+                            await RefuseAsync(e);
+                        }
+                        finally
+                        {
+                            OnChunkFlushed(ok);
+                        }
+                        continue;
+                    }
+                    if (broken) return;
+                    switch (step.Kind)
+                    {
+                        case StepKind.Final: await WriteFinalAsync(step); break;
+                        case StepKind.File: await WriteFileAsync(step); break;
+                        default: await FailResponseAsync(); break;
+                    }
+                    return;
+                }
+                catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+                {
+                    await RefuseAsync(e);
+                    return;
+                }
+                finally
+                {
+                    if (step.Headers is not null) ArrayPool<byte>.Shared.Return(step.Headers);
+                    if (step.Body is not null) ArrayPool<byte>.Shared.Return(step.Body);
+                    step.File?.Handle.Dispose();
+                }
+            }
+        }
+        finally
+        {
+            await StopReadingAsync();
+            services.Drain.RequestEnded();
+            services.Backpressure.Release();
+        }
+    }
+
+    /// <summary>
+    /// Kestrel refused what the app sent (bad header bytes, status out of range, body longer than its
+    /// content-length): the app cannot be told any more, so log it and fail the response.
+    /// </summary>
+    private ValueTask RefuseAsync(Exception e)
+    {
+        Log.Error($"Invalid response for {Request.Method} {Request.RawTarget}: {e.Message}");
+        return FailResponseAsync();
+    }
+
+    /// <summary>
+    /// Takes the body bytes Kestrel already has, so a small POST reaches the app with its body and
+    /// needs no round trip. Skipped for <c>Expect: 100-continue</c>: reading would send the 100
+    /// before the app has asked for the body.
+    /// </summary>
+    private void PreReadBody()
+    {
+        if (Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false })
+        {
+            BodyComplete = true;
+            return;
+        }
+        if (Request.Headers.Expect.Count > 0) return;
+        if (BodyReader.TryRead(out var read))
+        {
+            LastRead = read;
+            HasRead = true;
+        }
+    }
+
+    private bool BodyAllowed =>
+        !HttpMethods.IsHead(Request.Method) && Response.StatusCode is not (< 200 or 204 or 304);
+
+    private void StartResponse(in ResponseStep step)
+    {
+        Response.StatusCode = step.Status;
+        if (step.Reason is not null) Response.ReasonPhrase = step.Reason;
+        HeaderBlock.ApplyTo(Response.Headers, step.Headers.AsSpan(0, step.HeadersLength));
+        if (!services.KeepAlive) Response.Headers.Connection = "close";
+    }
+
+    private async ValueTask WriteFinalAsync(ResponseStep step)
+    {
+        if (step.Headers is not null)
+        {
+            StartResponse(step);
+            // The whole body is known: send it with a length rather than chunked.
+            if (BodyAllowed && Response.Headers.ContentLength is null) Response.Headers.ContentLength = step.BodyLength;
+        }
+        if (step.BodyLength > 0 && BodyAllowed) await _responseBody.Writer.WriteAsync(step.Body.AsMemory(0, step.BodyLength));
+    }
+
+    private async ValueTask<bool> WriteChunkAsync(ResponseStep step)
+    {
+        if (step.Headers is not null) StartResponse(step);
+        var result = step.BodyLength > 0 && BodyAllowed
+            ? await _responseBody.Writer.WriteAsync(step.Body.AsMemory(0, step.BodyLength))
+            : await _responseBody.Writer.FlushAsync();
+        return !result.IsCanceled && !result.IsCompleted && !Lifetime.RequestAborted.IsCancellationRequested;
+    }
+
+    /// <summary>
+    /// The body is (the rest of) a file. Kestrel's sockets do not expose sendfile(2), so the file is
+    /// read straight into Kestrel's output buffers, off any Python thread and without the GIL.
+    /// </summary>
+    private async ValueTask WriteFileAsync(ResponseStep step)
+    {
+        var file = step.File!;
+        var count = file.Count;
+        if (step.Headers is not null)
+        {
+            StartResponse(step);
+            if (Response.Headers.ContentLength is { } declared) count = Math.Min(count, declared);
+            else if (BodyAllowed) Response.Headers.ContentLength = count;
+        }
+        if (!BodyAllowed) return;
+        var writer = _responseBody.Writer;
+        var offset = file.Offset;
+        while (count > 0)
+        {
+            var memory = writer.GetMemory(64 * 1024);
+            if (memory.Length > count) memory = memory[..(int)count];
+            var n = RandomAccess.Read(file.Handle, memory.Span, offset);
+            if (n == 0) throw new InvalidOperationException($"file ended {count} bytes before the response's length");
+            writer.Advance(n);
+            offset += n;
+            count -= n;
+            var flushed = await writer.FlushAsync();
+            if (flushed.IsCompleted || flushed.IsCanceled) return;
+        }
+    }
+
+    private async ValueTask FailResponseAsync()
+    {
+        if (Response.HasStarted)
+        {
+            Lifetime.Abort();
+            return;
+        }
+        Response.StatusCode = 500;
+        Response.ReasonPhrase = null;
+        Response.Headers.Clear();
+        Response.Headers.ContentType = "text/plain; charset=utf-8";
+        Response.Headers.ContentLength = InternalServerError.Length;
+        if (!services.KeepAlive) Response.Headers.Connection = "close";
+        if (!HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(InternalServerError);
+    }
+}

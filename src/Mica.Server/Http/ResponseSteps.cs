@@ -1,0 +1,76 @@
+using System.Threading.Tasks.Sources;
+using Microsoft.Win32.SafeHandles;
+
+namespace Mica.Server.Http;
+
+internal enum StepKind
+{
+    /// <summary>A body chunk with more to come; the app's send() waits until it is flushed.</summary>
+    Chunk,
+    /// <summary>The last body chunk: the response is complete.</summary>
+    Final,
+    /// <summary>The app failed: 500 if nothing was sent yet, else abort the connection.</summary>
+    Fail,
+    /// <summary>The rest of the response is a file (<see cref="ResponseStep.File"/>): the response is complete.</summary>
+    File,
+}
+
+/// <summary>A part of a regular file to send as the body; the handle is the response's own (a dup) and is closed once sent.</summary>
+internal sealed record FileBody(SafeFileHandle Handle, long Offset, long Count);
+
+/// <summary>
+/// One thing the app asked to send. <see cref="Status"/>, <see cref="Reason"/> (WSGI's reason phrase;
+/// null for Kestrel's) and <see cref="Headers"/> (see <see cref="HeaderBlock"/>) are set on the first
+/// step only, when the response starts. Buffers are rented from the shared pool.
+/// </summary>
+internal readonly record struct ResponseStep(StepKind Kind, int Status, byte[]? Headers, int HeadersLength, byte[]? Body, int BodyLength,
+    string? Reason = null, FileBody? File = null);
+
+/// <summary>
+/// The steps of one response, from a Python thread (producer) to the request's Kestrel task
+/// (the single consumer). Reusable awaiting without allocation.
+/// </summary>
+/// <param name="inline">
+/// Run the Kestrel task's continuation on the producing thread, which must then add steps with the
+/// GIL released (WSGI threads: the response is written without a hop to the thread pool). Otherwise
+/// continuations run on the thread pool (the ASGI event loop thread must not write sockets).
+/// </param>
+internal sealed class ResponseSteps(bool inline) : IValueTaskSource<ResponseStep>
+{
+    private ManualResetValueTaskSourceCore<ResponseStep> _core = new() { RunContinuationsAsynchronously = !inline };
+    private readonly Queue<ResponseStep> _queued = new(2);
+    private readonly Lock _lock = new();
+    private bool _waiting;
+
+    public void Add(ResponseStep step)
+    {
+        lock (_lock)
+        {
+            if (_waiting)
+            {
+                _waiting = false;
+                _core.SetResult(step);
+            }
+            else
+            {
+                _queued.Enqueue(step);
+            }
+        }
+    }
+
+    public ValueTask<ResponseStep> NextAsync()
+    {
+        lock (_lock)
+        {
+            if (_queued.TryDequeue(out var step)) return new ValueTask<ResponseStep>(step);
+            _core.Reset();
+            _waiting = true;
+            return new ValueTask<ResponseStep>(this, _core.Version);
+        }
+    }
+
+    public ResponseStep GetResult(short token) => _core.GetResult(token);
+    public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _core.OnCompleted(continuation, state, token, flags);
+}
