@@ -65,6 +65,58 @@ public sealed class WsgiBodyTests(WsgiServer server) : ServerTests<WsgiServer>(s
         Assert.Equal("", rest);
     }
 
+    /// <remarks>
+    /// wsgi.input behaves like a file (PEP 3333): read(n) blocks until it has n bytes or the body ends.
+    /// A shorter read before the end is taken for a client disconnect by werkzeug's LimitedStream
+    /// (Flask answers 400), so it matters when the body arrives in pieces.
+    /// </remarks>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Read_n_returns_n_bytes_until_the_end_when_the_body_arrives_in_pieces(bool chunked)
+    {
+        var body = new string('x', 10_000);
+        int[] pieces = [300, 2500, 7, 7193];
+        await using var connection = await RawConnection.ConnectAsync(Mica);
+        await connection.SendAsync($"POST /input?op=read_n&n=1000 HTTP/1.1\r\nHost: localhost\r\n"
+                                   + (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : $"Content-Length: {body.Length}\r\n\r\n"));
+        var offset = 0;
+        foreach (var size in pieces)
+        {
+            await Task.Delay(50);
+            var piece = body.Substring(offset, size);
+            await connection.SendAsync(chunked ? $"{size:x}\r\n{piece}\r\n" : piece);
+            offset += size;
+        }
+        if (chunked) await connection.SendAsync("0\r\n\r\n");
+        var response = await connection.ReadResponseAsync();
+        Assert.Equal(200, response.Status);
+        var sizes = Json.Parse(response.Body).GetProperty("pieces").EnumerateArray().Select(p => p.GetString()!.Length).ToArray();
+        Assert.True(sizes.SequenceEqual([.. Enumerable.Repeat(1000, 10), 0]),
+            $"read(1000) over a 10000-byte body sent in pieces of {string.Join(", ", pieces)} returned {string.Join(", ", sizes)} bytes (short reads before the end)");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Readline_returns_whole_lines_when_the_body_arrives_in_pieces(bool chunked)
+    {
+        string[] pieces = ["line o", "ne\nline", " two\nab", "c"];
+        var body = string.Concat(pieces);
+        await using var connection = await RawConnection.ConnectAsync(Mica);
+        await connection.SendAsync($"POST /input?op=readline HTTP/1.1\r\nHost: localhost\r\n"
+                                   + (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : $"Content-Length: {body.Length}\r\n\r\n"));
+        foreach (var piece in pieces)
+        {
+            await Task.Delay(50);
+            await connection.SendAsync(chunked ? $"{piece.Length:x}\r\n{piece}\r\n" : piece);
+        }
+        if (chunked) await connection.SendAsync("0\r\n\r\n");
+        var response = await connection.ReadResponseAsync();
+        Assert.Equal(200, response.Status);
+        Assert.Equal(["line one\n", "line two\n", "abc", ""], Json.Parse(response.Body).GetProperty("pieces").EnumerateArray().Select(p => p.GetString()));
+    }
+
     [Theory]
     [InlineData("read", false)]
     [InlineData("read", true)]

@@ -88,6 +88,36 @@ public abstract class FlaskTests<TServer>(TServer server) : WsgiFrameworkTests<T
     [Fact]
     public Task File_upload_via_multipart() => UploadAsync("/upload", 300 * 1024);
 
+    /// <summary>The same upload written in pieces with pauses, as a slow client would (werkzeug reads it with read(n)).</summary>
+    [Fact]
+    public async Task File_upload_sent_in_pieces()
+    {
+        const string boundary = "MicaTestBoundary";
+        var file = new byte[300 * 1024];
+        new Random(3).NextBytes(file);
+        byte[][] pieces =
+        [
+            System.Text.Encoding.ASCII.GetBytes($"--{boundary}\r\nContent-Disposition: form-data; name=field\r\n\r\nhello field\r\n"),
+            System.Text.Encoding.ASCII.GetBytes($"--{boundary}\r\nContent-Disposition: form-data; name=file; filename=data.bin\r\nContent-Type: application/octet-stream\r\n\r\n"),
+            file[..100_000], file[100_000..],
+            System.Text.Encoding.ASCII.GetBytes($"\r\n--{boundary}--\r\n"),
+        ];
+        await using var connection = await RawConnection.ConnectAsync(Mica);
+        await connection.SendAsync($"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+                                   + $"Content-Length: {pieces.Sum(p => p.Length)}\r\n\r\n");
+        foreach (var piece in pieces)
+        {
+            await Task.Delay(50);
+            await connection.SendAsync(piece);
+        }
+        var response = await connection.ReadResponseAsync();
+        Assert.True(response.Status == 200, $"{response.Status}: {response.BodyText}");
+        var result = Json.Parse(response.Body);
+        Assert.Equal("hello field", result.Str("field"));
+        Assert.Equal(file.Length, result.Int("size"));
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(file)), result.Str("sha256"));
+    }
+
     [Fact]
     public async Task Json_post_is_echoed()
     {
