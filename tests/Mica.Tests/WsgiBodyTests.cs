@@ -75,18 +75,20 @@ public sealed class WsgiBodyTests(WsgiServer server) : ServerTests<WsgiServer>(s
     [InlineData(true)]
     public async Task Read_n_returns_n_bytes_until_the_end_when_the_body_arrives_in_pieces(bool chunked)
     {
+        var key = Keys.New();
         var body = new string('x', 10_000);
         int[] pieces = [300, 2500, 7, 7193];
         await using var connection = await RawConnection.ConnectAsync(Mica);
-        await connection.SendAsync($"POST /input?op=read_n&n=1000 HTTP/1.1\r\nHost: localhost\r\n"
+        await connection.SendAsync($"POST /input?op=read_n&n=1000&announce={key} HTTP/1.1\r\nHost: localhost\r\n"
                                    + (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : $"Content-Length: {body.Length}\r\n\r\n"));
+        await Mica.WaitForStdoutAsync($"READING {key}");   // the app is reading: each piece arrives on its own
         var offset = 0;
         foreach (var size in pieces)
         {
-            await Task.Delay(50);
             var piece = body.Substring(offset, size);
             await connection.SendAsync(chunked ? $"{size:x}\r\n{piece}\r\n" : piece);
             offset += size;
+            await Task.Delay(50);
         }
         if (chunked) await connection.SendAsync("0\r\n\r\n");
         var response = await connection.ReadResponseAsync();

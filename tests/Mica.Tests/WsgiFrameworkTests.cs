@@ -102,13 +102,15 @@ public abstract class FlaskTests<TServer>(TServer server) : WsgiFrameworkTests<T
             file[..100_000], file[100_000..],
             System.Text.Encoding.ASCII.GetBytes($"\r\n--{boundary}--\r\n"),
         ];
+        var key = Keys.New();
         await using var connection = await RawConnection.ConnectAsync(Mica);
-        await connection.SendAsync($"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+        await connection.SendAsync($"POST /upload HTTP/1.1\r\nHost: localhost\r\nX-Announce: {key}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
                                    + $"Content-Length: {pieces.Sum(p => p.Length)}\r\n\r\n");
+        await Mica.WaitForStdoutAsync($"FLASK REQUEST {key}");   // the app runs: each piece arrives on its own
         foreach (var piece in pieces)
         {
-            await Task.Delay(50);
             await connection.SendAsync(piece);
+            await Task.Delay(50);
         }
         var response = await connection.ReadResponseAsync();
         Assert.True(response.Status == 200, $"{response.Status}: {response.BodyText}");

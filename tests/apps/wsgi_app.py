@@ -158,9 +158,13 @@ def wsgi_errors(environ, start_response, q):
 # ------------------------------------------------------------------------------------------ wsgi.input
 
 def input_ops(environ, start_response, q):
-    """Reads the body with the method named by op; returns the pieces (latin-1) and their types."""
+    """Reads the body with the method named by op; returns the pieces (latin-1) and their types.
+
+    With announce=K, prints READING K before the first read (so that a test can send the rest then)."""
     inp = environ["wsgi.input"]
     op = q["op"]
+    if q.get("announce"):
+        _say(f"READING {q['announce']}")
     n = int(q.get("n", "0"))
     pieces = []
     rest = None

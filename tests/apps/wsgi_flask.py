@@ -16,6 +16,14 @@ def teapot_handler(error):
     return jsonify(error="short and stout", path=request.path), 418
 
 
+@app.before_request
+def announce():
+    # Printed before the view reads the body: a test sending the body in pieces waits for it.
+    key = request.headers.get("X-Announce")
+    if key:
+        print(f"FLASK REQUEST {key}", flush=True)
+
+
 @app.get("/json")
 def json_endpoint():
     return jsonify(framework="flask", script_name=request.environ.get("SCRIPT_NAME"))
