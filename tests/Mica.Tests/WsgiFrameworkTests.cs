@@ -175,7 +175,7 @@ public abstract class FlaskTests<TServer>(TServer server) : WsgiFrameworkTests<T
 
 public sealed class FlaskWsgiTests(FlaskWsgiServer server) : FlaskTests<FlaskWsgiServer>(server);
 
-public sealed class FlaskAutoDetectedTests(FlaskAutoServer server) : FlaskTests<FlaskAutoServer>(server);
+public sealed class FlaskWsgiAutoDetectedTests(FlaskAutoServer server) : FlaskTests<FlaskAutoServer>(server);
 
 public abstract class DjangoTests<TServer>(TServer server) : WsgiFrameworkTests<TServer>(server), IDisposable where TServer : MicaServer
 {
@@ -258,7 +258,7 @@ public abstract class DjangoTests<TServer>(TServer server) : WsgiFrameworkTests<
 
 public sealed class DjangoWsgiTests(DjangoWsgiServer server) : DjangoTests<DjangoWsgiServer>(server);
 
-public sealed class DjangoAutoDetectedTests(DjangoAutoServer server) : DjangoTests<DjangoAutoServer>(server);
+public sealed class DjangoWsgiAutoDetectedTests(DjangoAutoServer server) : DjangoTests<DjangoAutoServer>(server);
 
 public abstract class BottleTests<TServer>(TServer server) : WsgiFrameworkTests<TServer>(server) where TServer : MicaServer
 {
@@ -302,7 +302,7 @@ public abstract class BottleTests<TServer>(TServer server) : WsgiFrameworkTests<
 
 public sealed class BottleWsgiTests(BottleWsgiServer server) : BottleTests<BottleWsgiServer>(server);
 
-public sealed class BottleAutoDetectedTests(BottleAutoServer server) : BottleTests<BottleAutoServer>(server);
+public sealed class BottleWsgiAutoDetectedTests(BottleAutoServer server) : BottleTests<BottleAutoServer>(server);
 
 public abstract class FalconTests<TServer>(TServer server) : WsgiFrameworkTests<TServer>(server) where TServer : MicaServer
 {
@@ -340,4 +340,4 @@ public abstract class FalconTests<TServer>(TServer server) : WsgiFrameworkTests<
 
 public sealed class FalconWsgiTests(FalconWsgiServer server) : FalconTests<FalconWsgiServer>(server);
 
-public sealed class FalconAutoDetectedTests(FalconAutoServer server) : FalconTests<FalconAutoServer>(server);
+public sealed class FalconWsgiAutoDetectedTests(FalconAutoServer server) : FalconTests<FalconAutoServer>(server);
