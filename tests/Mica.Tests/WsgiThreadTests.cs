@@ -177,6 +177,22 @@ public sealed class WsgiThreadTests
         Assert.Contains("blocking-threads", stderr[0]);
     }
 
+    [Theory]
+    [InlineData("4")]
+    [InlineData("601")]
+    public async Task Idle_timeout_outside_5_to_600_is_rejected(string seconds)
+    {
+        await using var mica = await MicaProcess.LaunchAsync(
+            ["--python", MicaProcess.Python, "--working-dir", MicaProcess.AppsDir, "--port", "0", "--interface", "wsgi",
+             "--blocking-threads-idle-timeout", seconds, Wsgi.App],
+            raw: true);
+        var exitCode = await mica.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        var stderr = mica.ServerStderrLines;
+        Assert.True(exitCode == 2, $"exit code {exitCode}, expected 2\n{string.Join('\n', stderr)}");
+        Assert.True(stderr.Count == 1, $"expected one line on stderr, got {stderr.Count}:\n{string.Join('\n', stderr)}");
+        Assert.Contains("blocking-threads-idle-timeout", stderr[0]);
+    }
+
     [Fact]
     public async Task Blocking_threads_1_is_accepted_for_asgi()
     {
