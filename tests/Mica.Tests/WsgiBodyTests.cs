@@ -216,6 +216,57 @@ public sealed class WsgiBodyTests(WsgiServer server) : ServerTests<WsgiServer>(s
         Assert.Equal([""], Json.Parse(response.Body).GetProperty("pieces").EnumerateArray().Select(p => p.GetString()));
     }
 
+    [Fact]
+    public async Task Expect_100_continue_is_answered_and_the_body_read()
+    {
+        await using var connection = await RawConnection.ConnectAsync(Mica);
+        await connection.SendAsync("POST /input?op=read HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+        var interim = await connection.ReadHeadAsync();
+        Assert.Equal(100, interim.Status);
+        await connection.SendAsync("hello");
+        var response = await connection.ReadResponseAsync();
+        Assert.Equal(200, response.Status);
+        Assert.Equal(["hello"], Json.Parse(response.Body).GetProperty("pieces").EnumerateArray().Select(p => p.GetString()));
+    }
+
+    [Fact]
+    public async Task Body_can_be_read_from_the_response_generator_while_streaming_back()
+    {
+        await using var connection = await RawConnection.ConnectAsync(Mica);
+        await connection.SendAsync("POST /echo-stream?piece=5 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n12345");
+        var head = await connection.ReadHeadAsync();
+        Assert.Equal(200, head.Status);
+        // The first half comes back before the second half is sent.
+        Assert.Equal("12345", Encoding.ASCII.GetString(await connection.ReadChunkAsync()));
+        await connection.SendAsync("67890");
+        Assert.Equal("67890", Encoding.ASCII.GetString(await connection.ReadChunkAsync()));
+        Assert.Empty(await connection.ReadChunkAsync());
+    }
+
+    /// <summary>
+    /// An app may answer without reading the body. The connection then stays usable (the server
+    /// drains the rest, as it does for ASGI) or the response says Connection: close.
+    /// </summary>
+    [Theory]
+    [InlineData(10)]
+    [InlineData(100_000)]
+    public async Task Unread_request_body_keeps_the_connection_usable_or_says_close(int size)
+    {
+        await using var connection = await RawConnection.ConnectAsync(Mica);
+        await connection.SendAsync($"POST /ok HTTP/1.1\r\nHost: localhost\r\nContent-Length: {size}\r\n\r\n" + new string('x', size));
+        var first = await connection.ReadResponseAsync();
+        Assert.Equal(200, first.Status);
+        if (first.Header("Connection")?.Contains("close", StringComparison.OrdinalIgnoreCase) == true) return;
+        await connection.SendAsync(RawConnection.Get("/ok"));
+        var ex = await Record.ExceptionAsync(async () =>
+        {
+            var second = await connection.ReadResponseAsync();
+            Assert.Equal(200, second.Status);
+        });
+        Assert.True(ex is null, $"POST /ok with {size} unread body bytes answered without Connection: close, yet the next request "
+                                + $"on the connection failed: {ex?.GetType().Name}: {ex?.Message}");
+    }
+
     private async Task<JsonElement> UploadAsync(HttpContent content, bool chunked = false)
     {
         using var client = Mica.CreateClient(TimeSpan.FromSeconds(60));

@@ -206,6 +206,28 @@ public sealed class WsgiEnvironTests(WsgiPrefixServer server) : ServerTests<Wsgi
     }
 
     [Fact]
+    public async Task Concurrent_requests_each_see_their_own_environ()
+    {
+        using var client = Wsgi.ParallelClient(Mica, 30);
+        var results = await Task.WhenAll(Enumerable.Range(0, 30).Select(async i =>
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/env/n{i}?i={i}&sleep=0.1") { Content = new StringContent($"body-{i}") };
+            request.Headers.Add("X-Index", i.ToString());
+            using var response = await client.SendAsync(request);
+            return (i, Payload: Json.Parse(await response.Content.ReadAsStringAsync()));
+        }));
+        foreach (var (i, payload) in results)
+        {
+            var environ = payload.Environ();
+            Assert.Equal($"/env/n{i}", environ.Str("PATH_INFO"));
+            Assert.Equal($"i={i}&sleep=0.1", environ.Str("QUERY_STRING"));
+            Assert.Equal(i.ToString(), environ.Str("HTTP_X_INDEX"));
+            Assert.Equal($"body-{i}", payload.Str("body"));
+            Assert.Equal($"body-{i}".Length.ToString(), environ.Str("CONTENT_LENGTH"));
+        }
+    }
+
+    [Fact]
     public async Task Process_environment_is_not_copied_into_the_environ()
     {
         var environ = await EnvironAsync("/api/env");

@@ -240,6 +240,19 @@ public sealed class WsgiResponseTests(WsgiServer server) : ServerTests<WsgiServe
         Assert.Equal("ok", next.BodyText);
     }
 
+    [Fact]
+    public async Task Pipelined_requests_get_their_responses_in_order()
+    {
+        await using var connection = await RawConnection.ConnectAsync(Mica);
+        await connection.SendAsync(RawConnection.Get("/gen?n=2") + RawConnection.Get("/list?n=2") + RawConnection.Get("/status?s=201%20Made%20It"));
+        var first = await connection.ReadResponseAsync();
+        var second = await connection.ReadResponseAsync();
+        var third = await connection.ReadResponseAsync();
+        Assert.Equal("chunk-0\nchunk-1\n", first.BodyText);
+        Assert.Equal("part0;part1;", second.BodyText);
+        Assert.Equal(201, third.Status);
+    }
+
     // ------------------------------------------------------------------ close()
 
     [Theory]

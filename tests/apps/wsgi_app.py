@@ -131,8 +131,12 @@ def pattern(size):
 # ------------------------------------------------------------------------------------------ environ
 
 def env(environ, start_response, q):
-    """Echoes the environ: str/bool/int/tuple values as JSON, others as '<typename>'; the body read."""
+    """Echoes the environ: str/bool/int/tuple values as JSON, others as '<typename>'; the body read.
+
+    With sleep=S, sleeps S seconds after reading the body (to overlap concurrent requests)."""
     body = environ["wsgi.input"].read()
+    if q.get("sleep"):
+        time.sleep(float(q["sleep"]))
     path_info = environ.get("PATH_INFO")
     payload = {
         "environ": {k: _plain(v) for k, v in environ.items()},
@@ -311,6 +315,21 @@ def empty_then_replace(environ, start_response, q):
         except ValueError:
             start_response("503 Replaced", [("Content-Type", "text/plain")], sys.exc_info())
         yield b"replaced"
+
+    return body()
+
+
+def echo_stream(environ, start_response, q):
+    """Streams the request body back while reading it, from the response generator."""
+    inp = environ["wsgi.input"]
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+
+    def body():
+        while True:
+            data = inp.read(int(q.get("piece", "8192")))
+            if not data:
+                return
+            yield data
 
     return body()
 
@@ -553,6 +572,7 @@ ROUTES = {
     "/exc-info-before": exc_info_before,
     "/exc-info-after": exc_info_after,
     "/empty-then-replace": empty_then_replace,
+    "/echo-stream": echo_stream,
     "/write": write,
     "/write-gen": write_gen,
     "/write-only": write_only,
