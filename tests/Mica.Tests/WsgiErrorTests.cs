@@ -116,6 +116,17 @@ public sealed class WsgiErrorTests(WsgiServer server) : ServerTests<WsgiServer>(
         await Wsgi.AssertStillServingAsync(Mica);
     }
 
+    [Fact]
+    public async Task Str_body_item_gives_500()
+    {
+        var mark = Mica.Mark();
+        var response = await GetRawAsync("/str-body");
+        Assert.Equal(500, response.Status);
+        Assert.DoesNotContain("a str", response.BodyText);
+        await AssertLoggedAsync(mark);
+        await Wsgi.AssertStillServingAsync(Mica);
+    }
+
     [Theory]
     [InlineData("/no-start")]
     [InlineData("/no-start-empty")]

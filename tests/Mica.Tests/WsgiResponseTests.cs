@@ -44,6 +44,32 @@ public sealed class WsgiResponseTests(WsgiServer server) : ServerTests<WsgiServe
     }
 
     [Fact]
+    public async Task Latin1_header_values_are_sent_as_latin1_bytes()
+    {
+        var response = await GetRawAsync("/headers-latin1");
+        Assert.True(response.Status == 200, $"a header value 'café über' (latin-1, as PEP 3333 allows) gave {response.Status} {response.BodyText}");
+        Assert.Equal("café über", response.Header("X-Latin"));   // RawConnection reads the head as latin-1
+        Assert.Equal("latin1", response.BodyText);
+    }
+
+    [Theory]
+    [InlineData("204 No Content")]
+    [InlineData("304 Not Modified")]
+    public async Task No_body_is_sent_for_204_and_304(string status)
+    {
+        await using var connection = await RawConnection.ConnectAsync(Mica);
+        await connection.SendAsync(RawConnection.Get("/no-content?s=" + Uri.EscapeDataString(status)));
+        var response = await connection.ReadResponseAsync();
+        Assert.Equal(int.Parse(status[..3]), response.Status);
+        Assert.Equal("no-content", response.Header("X-Kind"));
+        // Body bytes after the head would be read as the next status line.
+        await connection.SendAsync(RawConnection.Get("/ok"));
+        var next = await connection.ReadResponseAsync();
+        Assert.Equal(200, next.Status);
+        Assert.Equal("ok", next.BodyText);
+    }
+
+    [Fact]
     public async Task Second_start_response_without_exc_info_is_a_500()
     {
         var response = await GetRawAsync("/start-twice");
@@ -169,7 +195,7 @@ public sealed class WsgiResponseTests(WsgiServer server) : ServerTests<WsgiServe
     {
         await using var connection = await RawConnection.ConnectAsync(Mica);
         var clock = Stopwatch.StartNew();
-        await connection.SendAsync(RawConnection.Get("/gen-timed?s=0.5"));
+        await connection.SendAsync(RawConnection.Get("/gen-timed?s=0.8"));
         var head = await connection.ReadHeadAsync();
         Assert.Equal(200, head.Status);
         Assert.True(head.IsChunked);
@@ -178,6 +204,7 @@ public sealed class WsgiResponseTests(WsgiServer server) : ServerTests<WsgiServe
         Assert.Equal("second\n", Encoding.ASCII.GetString(await connection.ReadChunkAsync()));
         var secondAt = clock.Elapsed;
         Assert.Empty(await connection.ReadChunkAsync());
+        // The generator sleeps 0.8 s between its chunks; held back, the first would arrive with the second.
         Assert.True(secondAt - firstAt >= TimeSpan.FromSeconds(0.4),
             $"first chunk at {firstAt.TotalMilliseconds:0} ms, second at {secondAt.TotalMilliseconds:0} ms: the first was held back until the second was produced");
     }
@@ -251,6 +278,18 @@ public sealed class WsgiResponseTests(WsgiServer server) : ServerTests<WsgiServe
         Assert.Equal("chunk-0\nchunk-1\n", first.BodyText);
         Assert.Equal("part0;part1;", second.BodyText);
         Assert.Equal(201, third.Status);
+    }
+
+    [Fact]
+    public async Task Head_keeps_the_apps_content_length()
+    {
+        await using var connection = await RawConnection.ConnectAsync(Mica);
+        await connection.SendAsync("HEAD /list-cl HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        var head = await connection.ReadResponseAsync("HEAD");
+        Assert.Equal(200, head.Status);
+        Assert.Equal("11", head.Header("Content-Length"));
+        await connection.SendAsync(RawConnection.Get("/ok"));
+        Assert.Equal("ok", (await connection.ReadResponseAsync()).BodyText);
     }
 
     // ------------------------------------------------------------------ close()

@@ -555,6 +555,23 @@ def headers_out(environ, start_response, q):
     return [body]
 
 
+def headers_latin1(environ, start_response, q):
+    """PEP 3333: header values are str of latin-1 code points, sent as those bytes."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Latin", "caf\u00e9 \u00fcber"), ("Content-Length", "6")])
+    return [b"latin1"]
+
+
+def no_content(environ, start_response, q):
+    """A 204 or 304 whose app still returns a body: the server must not send it."""
+    start_response(q.get("s", "204 No Content"), [("X-Kind", "no-content")])
+    return [b"should not be sent"]
+
+
+def str_body(environ, start_response, q):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["a str, not bytes"]
+
+
 def stats(environ, start_response, q):
     with _lock:
         return _json(start_response, dict(_stats.get(q.get("key"), {})))
@@ -564,6 +581,9 @@ ROUTES = {
     "/ok": ok,
     "/status": status,
     "/headers-out": headers_out,
+    "/headers-latin1": headers_latin1,
+    "/no-content": no_content,
+    "/str-body": str_body,
     "/stats": stats,
     "/wsgi-errors": wsgi_errors,
     "/input": input_ops,
