@@ -21,19 +21,70 @@ internal sealed class Listener : IDisposable
     private const int SolSocket = 1, SoReuseAddr = 2;
 
     private readonly Socket _socket;
+    private readonly string? _unixPath;   // removed on Dispose
 
     public int Fd { get; }
-    public IPEndPoint EndPoint { get; }
-    public string Url => EndPoint.AddressFamily == AddressFamily.InterNetworkV6
-        ? $"http://[{EndPoint.Address}]:{EndPoint.Port}"
-        : $"http://{EndPoint.Address}:{EndPoint.Port}";
 
-    private Listener(Socket socket)
+    /// <summary>The socket file's path for a Unix domain socket, else null.</summary>
+    public string? UnixPath => _unixPath;
+
+    /// <summary>For the log: <c>http://host:port</c>, or <c>unix:PATH</c>.</summary>
+    public string Url { get; }
+
+    private Listener(Socket socket, string? unixPath = null)
     {
         _socket = socket;
-        EndPoint = socket.LocalEndPoint as IPEndPoint ?? new IPEndPoint(IPAddress.None, 0);
+        _unixPath = unixPath;
+        Url = unixPath is not null ? $"unix:{unixPath}" : socket.LocalEndPoint switch
+        {
+            IPEndPoint { AddressFamily: AddressFamily.InterNetworkV6 } ip => $"http://[{ip.Address}]:{ip.Port}",
+            IPEndPoint ip => $"http://{ip.Address}:{ip.Port}",
+            var other => other?.ToString() ?? "an inherited socket",
+        };
         Fd = (int)socket.SafeHandle.DangerousGetHandle();
         Libc.ClearCloseOnExec(Fd);
+    }
+
+    /// <summary>
+    /// <c>--uds PATH</c>: a Unix domain socket. A socket file left by a killed run is replaced; one
+    /// that a live server still answers on is an error, as is a path that is not a socket.
+    /// </summary>
+    /// <param name="permissions">The file's mode (<c>--uds-permissions</c>), else what the umask gives.</param>
+    /// <exception cref="StartupError">when the socket cannot be bound.</exception>
+    public static Listener BindUnix(string path, int? permissions, int backlog)
+    {
+        path = Path.GetFullPath(path);
+        if (Path.Exists(path))
+        {
+            if (!Libc.IsSocket(path))
+                throw new StartupError($"cannot listen on unix:{path}: the path exists and is not a socket");
+            using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+            {
+                try
+                {
+                    probe.Connect(new UnixDomainSocketEndPoint(path));
+                    throw new StartupError($"cannot listen on unix:{path}: another server is listening on it");
+                }
+                catch (SocketException)
+                {
+                    // Nobody answers: a stale file from a run that did not clean up.
+                }
+            }
+            File.Delete(path);
+        }
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            socket.Bind(new UnixDomainSocketEndPoint(path));
+            if (permissions is { } mode) File.SetUnixFileMode(path, (UnixFileMode)mode);
+            socket.Listen(backlog);
+            return new Listener(socket, path);
+        }
+        catch (Exception e) when (e is SocketException or IOException or UnauthorizedAccessException)
+        {
+            socket.Dispose();
+            throw new StartupError($"cannot listen on unix:{path}: {e.Message}");
+        }
     }
 
     /// <exception cref="StartupError">when the address cannot be bound.</exception>
@@ -83,7 +134,15 @@ internal sealed class Listener : IDisposable
         return new Listener(socket);
     }
 
-    public void Dispose() => _socket.Dispose();
+    public void Dispose()
+    {
+        _socket.Dispose();
+        if (_unixPath is not null)
+        {
+            try { File.Delete(_unixPath); }
+            catch (IOException) { }
+        }
+    }
 }
 
 /// <summary>A start-up failure to report in one line and end with exit code 1.</summary>

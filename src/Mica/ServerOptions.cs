@@ -6,6 +6,9 @@ internal sealed record ServerOptions
     public required string Target { get; init; }
     public string Host { get; init; } = "127.0.0.1";
     public int Port { get; init; } = 8000;
+    /// <summary>A Unix domain socket to listen on instead of host and port.</summary>
+    public string? Uds { get; init; }
+    public int? UdsPermissions { get; init; }
     public string Interface { get; init; } = "auto";
     public string Loop { get; init; } = "auto";
     public int Backlog { get; init; } = 1024;
@@ -14,6 +17,14 @@ internal sealed record ServerOptions
     /// <summary>WSGI threads per worker; null: half the backpressure (Granian's default).</summary>
     public int? BlockingThreads { get; init; }
     public int BlockingThreadsIdleTimeoutSeconds { get; init; } = 30;
+    public bool WebSockets { get; init; } = true;
+    public string Http { get; init; } = "auto";
+    public IReadOnlyList<Mica.Server.Http.StaticMount> StaticMounts { get; init; } = [];
+    public string? StaticDirToFile { get; init; }
+    public int StaticExpiresSeconds { get; init; } = 86_400;
+    public Mica.Server.Hosting.Http2Settings Http2 { get; init; } = new();
+    /// <summary>Null: cleartext.</summary>
+    public Mica.Server.Hosting.TlsConfig? Tls { get; init; }
     public int HeaderReadTimeoutMs { get; init; } = 30_000;
     public bool KeepAlive { get; init; } = true;
     public string UrlPathPrefix { get; init; } = "";

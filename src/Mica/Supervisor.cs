@@ -53,15 +53,24 @@ internal sealed class Supervisor(ServerOptions options)
 
     private async Task<int> RunAsync()
     {
+        // TLS files are checked before anything else: a bad one is one line and exit 1, not failing workers.
+        if (options.Tls is { } tls)
+        {
+            try { TlsSetup.Load(tls); }
+            catch (StartupException e) { throw new StartupError(e.Message); }
+        }
         // The PID file comes first: a second instance must fail before touching the port.
         using var pidFile = options.PidFile is { } path ? PidFile.Create(path) : null;
-        using var listener = Listener.FromSystemd() ?? Listener.Bind(options.Host, options.Port, options.Backlog);
+        using var listener = Listener.FromSystemd()
+            ?? (options.Uds is { } uds
+                ? Listener.BindUnix(uds, options.UdsPermissions, options.Backlog)
+                : Listener.Bind(options.Host, options.Port, options.Backlog));
         _listener = listener;
         using var errorPage = IgnoreWorkerFailures ? new ErrorResponder(listener) : null;
         _errorPage = errorPage;
         _python = FindPython();
         Log.Info($"Starting Mica {Cli.MicaCommand.Version}");
-        Log.Info($"Listening at: {listener.Url}");
+        Log.Info($"Listening at: {(options.Tls is null ? listener.Url : listener.Url.Replace("http://", "https://"))}");
         using var signals = new SignalTraps(_events.Writer,
             PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT, PosixSignal.SIGHUP, PosixSignal.SIGTTIN, PosixSignal.SIGTTOU);
         using var ticks = StartTicks();
@@ -109,6 +118,7 @@ internal sealed class Supervisor(ServerOptions options)
             Loop = options.Loop,
             ListenFd = _listener!.Fd,
             UrlPathPrefix = options.UrlPathPrefix,
+            UnixSocket = _listener.UnixPath,
             HeaderReadTimeoutMs = options.HeaderReadTimeoutMs,
             KeepAlive = options.KeepAlive,
             LogLevel = options.LogLevel,
@@ -118,6 +128,13 @@ internal sealed class Supervisor(ServerOptions options)
             Backpressure = options.Backpressure,
             BlockingThreads = options.BlockingThreads,
             BlockingThreadsIdleTimeoutSeconds = options.BlockingThreadsIdleTimeoutSeconds,
+            WebSockets = options.WebSockets,
+            Http = options.Http,
+            StaticMounts = options.StaticMounts,
+            StaticDirToFile = options.StaticDirToFile,
+            StaticExpiresSeconds = options.StaticExpiresSeconds,
+            Http2 = options.Http2,
+            Tls = options.Tls,
         };
         var worker = WorkerProcess.Spawn(id, config, _events.Writer, respawned, replacing);
         _workers.Add(worker);

@@ -134,22 +134,15 @@ public sealed class CliTests
 
     [Theory]
     [InlineData("--runtime-threads", "2")]
-    [InlineData("--ws")]
+    [InlineData("--log-config", "log.json")]
     [InlineData("--metrics")]
-    [InlineData("--uds", "/tmp/mica-test.sock")]
+    [InlineData("--env-files", ".env")]
     [InlineData("--ssl-certificate", "cert.pem")]
     [InlineData("--access-log")]
     public async Task Unimplemented_option_exits_2_naming_it(params string[] option)
     {
         var run = await RunAsync([.. WithApp(option), "hello:app"]);
         AssertUsageError(run, option[0]);
-    }
-
-    [Fact]
-    public async Task Http_2_is_refused_with_exit_2()
-    {
-        var run = await RunAsync([.. WithApp("--http", "2"), "hello:app"]);
-        AssertUsageError(run, "--http");
     }
 
     [Fact]

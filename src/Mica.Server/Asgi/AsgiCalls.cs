@@ -14,7 +14,12 @@ internal static unsafe class AsgiCalls
         new("send", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&Send, NativeModule.MethFastCall),
         new("receive", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&Receive, NativeModule.MethFastCall),
         new("wait_disconnect", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&WaitDisconnect, NativeModule.MethFastCall),
+        new("send_file", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&SendFile, NativeModule.MethFastCall),
         new("finish", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&Finish, NativeModule.MethFastCall),
+        new("ws_accept", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&WsAccept, NativeModule.MethFastCall),
+        new("ws_receive", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&WsReceive, NativeModule.MethFastCall),
+        new("ws_send", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&WsSend, NativeModule.MethFastCall),
+        new("ws_close", (nint)(delegate* unmanaged<nint, nint*, nint, nint>)&WsClose, NativeModule.MethFastCall),
     ];
 
     /// <summary>send(handle, status, headers, body, more_body, future)</summary>
@@ -27,6 +32,18 @@ internal static unsafe class AsgiCalls
             var more = Py.ObjectIsTrue(args[4]);
             if (more < 0) throw PythonException.Fetch();
             exchange.Send(args[1], args[2], args[3], more == 1, args[5]);
+            return NativeModule.None();
+        }
+        catch (Exception e) { return NativeModule.RaiseFrom(e); }
+    }
+
+    /// <summary>send_file(handle, status, headers, path)</summary>
+    [UnmanagedCallersOnly]
+    private static nint SendFile(nint self, nint* args, nint nargs)
+    {
+        try
+        {
+            Exchange(args, nargs, 4).SendFile(args[1], args[2], PyStr.ToManaged(args[3]));
             return NativeModule.None();
         }
         catch (Exception e) { return NativeModule.RaiseFrom(e); }
@@ -63,6 +80,58 @@ internal static unsafe class AsgiCalls
         try
         {
             Exchange(args, nargs, 1).Finish();
+            return NativeModule.None();
+        }
+        catch (Exception e) { return NativeModule.RaiseFrom(e); }
+    }
+
+    /// <summary>ws_accept(handle, subprotocol, headers, future)</summary>
+    [UnmanagedCallersOnly]
+    private static nint WsAccept(nint self, nint* args, nint nargs)
+    {
+        try
+        {
+            Exchange(args, nargs, 4).Accept(args[1], args[2], args[3]);
+            return NativeModule.None();
+        }
+        catch (Exception e) { return NativeModule.RaiseFrom(e); }
+    }
+
+    /// <summary>ws_receive(handle, future)</summary>
+    [UnmanagedCallersOnly]
+    private static nint WsReceive(nint self, nint* args, nint nargs)
+    {
+        try
+        {
+            Exchange(args, nargs, 2).WebSocket.Receive(args[1]);
+            return NativeModule.None();
+        }
+        catch (Exception e) { return NativeModule.RaiseFrom(e); }
+    }
+
+    /// <summary>ws_send(handle, data, future)</summary>
+    [UnmanagedCallersOnly]
+    private static nint WsSend(nint self, nint* args, nint nargs)
+    {
+        try
+        {
+            Exchange(args, nargs, 3).WebSocket.Send(args[1], args[2]);
+            return NativeModule.None();
+        }
+        catch (Exception e) { return NativeModule.RaiseFrom(e); }
+    }
+
+    /// <summary>ws_close(handle, code, reason, future)</summary>
+    [UnmanagedCallersOnly]
+    private static nint WsClose(nint self, nint* args, nint nargs)
+    {
+        try
+        {
+            var exchange = Exchange(args, nargs, 4);
+            var code = Py.LongAsLong(args[1]);
+            if (code == -1 && Py.ErrOccurred() != 0) throw PythonException.Fetch();
+            if (code is < 1000 or > 4999) throw new PythonError(Py.ExcValueError, $"invalid websocket close code {code}");
+            exchange.WebSocket.Close((int)code, PyStr.ToManaged(args[2]), args[3]);
             return NativeModule.None();
         }
         catch (Exception e) { return NativeModule.RaiseFrom(e); }

@@ -1,5 +1,8 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net.WebSockets;
+using Microsoft.Win32.SafeHandles;
+using Microsoft.AspNetCore.Http;
 using Mica.Server.Hosting;
 using Mica.Server.Http;
 using Mica.Server.Python;
@@ -21,7 +24,12 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
 {
     private readonly AsgiServer _server = server;
     // Work kinds posted to the Python thread.
-    private const int DispatchWork = 0, BodyRead = 1, Aborted = 2, Flushed = 3;
+    private const int DispatchWork = 0, BodyRead = 1, Aborted = 2, Flushed = 3, Accepted = 4;
+
+    // A websocket handshake (the request has Kestrel's websocket feature), then the socket once accepted.
+    private bool _isWebSocket;
+    private AsgiWebSocket? _webSocket;
+    private nint _pendingAccept;   // Python thread: an owned reference to the future accept() awaits
 
     // Request body reads the app asked for, completed on a Kestrel thread.
     private bool _readFailed;
@@ -35,7 +43,45 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
 
     // ---------------------------------------------------------------- Kestrel side
 
-    protected override void Dispatch() => _server.Loop.Post(this, DispatchWork);
+    protected override void Dispatch()
+    {
+        _isWebSocket = Features.Get<IHttpWebSocketFeature>() is { IsWebSocketRequest: true };
+        _server.Loop.Post(this, DispatchWork);
+    }
+
+    protected override int FailureStatus => _isWebSocket ? 403 : 500;
+
+    /// <summary>Could be a websocket handshake (HTTP/1.1 Upgrade, or HTTP/2 extended CONNECT).</summary>
+    public bool MayUpgrade =>
+        Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } ||
+        Features.Get<IHttpExtendedConnectFeature>() is { IsExtendedConnect: true };
+
+    /// <summary>For ASP.NET middleware: an HttpContext over this request, which finds the exchange among its features.</summary>
+    public HttpContext AsHttpContext()
+    {
+        Features.Set(this);
+        return new DefaultHttpContext(Features);
+    }
+
+    /// <summary>The app accepted the websocket: complete the handshake, then serve the socket until it closes.</summary>
+    protected override async Task RunUpgradeAsync(ResponseStep step)
+    {
+        WebSocket socket;
+        try
+        {
+            socket = await Features.GetRequiredFeature<IHttpWebSocketFeature>().AcceptAsync(
+                new WebSocketAcceptContext { SubProtocol = step.Reason, DangerousEnableCompression = true });
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or Microsoft.AspNetCore.Connections.ConnectionAbortedException)
+        {
+            Log.Debug($"websocket handshake for {Request.RawTarget} failed: {e.Message}");
+            _server.Loop.Post(this, Accepted);
+            return;
+        }
+        _webSocket = new AsgiWebSocket(_server, socket);
+        _server.Loop.Post(this, Accepted);
+        await _webSocket.RunAsync(_server.Services.Drain.Draining);
+    }
 
     protected override void OnAborted() => _server.Loop.Post(this, Aborted);
 
@@ -83,6 +129,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
                 if (_readInFlight is null or { IsCompleted: true }) Resolve(ref _pendingReceive, Py.None);
                 break;
             case Flushed: Resolve(ref _pendingFlush, _flushOk ? Py.True : Py.False); break;
+            case Accepted: Resolve(ref _pendingAccept, _webSocket is not null ? Py.True : Py.False); break;
         }
     }
 
@@ -91,8 +138,14 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         _handle = _server.Handles.Add(this);
         try
         {
-            using var scope = _server.Scope.Build(Request, Features.GetRequiredFeature<IHttpConnectionFeature>(), _server.State);
+            using var scope = _server.Scope.Build(Features, _server.State, _isWebSocket);
             using var handle = PyRef.Steal(Py.LongFromLong(_handle));
+            if (_isWebSocket)
+            {
+                var wsArgs = stackalloc nint[2] { handle.Handle, scope.Handle };
+                using var __ = PyRef.Steal(Py.Vectorcall(_server.WebSocketDispatchFunction, wsArgs, 2, 0));
+                return;
+            }
             PyRef body;
             bool more;
             if (HasRead) (body, more) = ConsumeRead();
@@ -178,6 +231,24 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         Resolve(ref _pendingReceive, tuple.Handle);
     }
 
+    /// <summary>
+    /// <c>_mica.ws_accept(handle, subprotocol, headers, future)</c>: future is resolved True once the
+    /// socket is open, False if the client went away first.
+    /// </summary>
+    public unsafe void Accept(nint subprotocol, nint headers, nint future)
+    {
+        if (!_isWebSocket || _sentFinal) throw new PythonError(Py.ExcRuntimeError, "this request cannot be accepted as a websocket");
+        var protocol = subprotocol == Py.None ? null : PyStr.ToManaged(subprotocol);
+        var (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, text: false);
+        Py.IncRef(future);
+        _pendingAccept = future;
+        _sentFinal = true;
+        Steps.Add(new ResponseStep(StepKind.Upgrade, 101, headerBuffer, headerLength, null, 0, protocol));
+    }
+
+    /// <summary>The accepted websocket, for the <c>_mica.ws_*</c> calls.</summary>
+    public AsgiWebSocket WebSocket => _webSocket ?? throw new PythonError(Py.ExcRuntimeError, "the websocket is not open");
+
     /// <summary><c>_mica.wait_disconnect(handle, future)</c>: resolved when the client goes away.</summary>
     public unsafe void WaitDisconnect(nint future)
     {
@@ -232,12 +303,51 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
     }
 
     /// <summary>
+    /// <c>_mica.send_file(handle, status, headers, path)</c>: the <c>http.response.pathsend</c>
+    /// extension. The file is opened here, so a missing or unreadable one is the app's error (500).
+    /// </summary>
+    public unsafe void SendFile(nint status, nint headers, string path)
+    {
+        if (_sentFinal) throw new PythonError(Py.ExcRuntimeError, "the response is already complete");
+        SafeFileHandle file;
+        long length;
+        try
+        {
+            file = File.OpenHandle(path);
+            length = RandomAccess.GetLength(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new PythonError(Py.ExcOSError, $"cannot send {path}: {e.Message}");
+        }
+        var statusCode = (int)Py.LongAsLong(status);
+        if (statusCode == -1 && Py.ErrOccurred() != 0)
+        {
+            file.Dispose();
+            throw PythonException.Fetch();
+        }
+        byte[] headerBuffer;
+        int headerLength;
+        try { (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, text: false); }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+        _sentFinal = true;
+        Steps.Add(new ResponseStep(StepKind.File, statusCode, headerBuffer, headerLength, null, 0, File: new FileBody(file, 0, length)));
+        Resolve(ref _pendingDisconnect, Py.None);
+    }
+
+    /// <summary>
     /// <c>_mica.finish(handle)</c>: the app's task ended. Exactly once per request. Without a
     /// complete response the Kestrel side answers 500 (or aborts if the response had started).
     /// </summary>
     public unsafe void Finish()
     {
         _server.Handles.Remove(_handle);
+        _webSocket?.AppFinished();
+        Resolve(ref _pendingAccept, Py.False);
         Resolve(ref _pendingReceive, Py.None);
         Resolve(ref _pendingDisconnect, Py.None);
         Resolve(ref _pendingFlush, Py.False);

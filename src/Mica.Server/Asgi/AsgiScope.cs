@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Text;
 using Mica.Server.Python;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Mica.Server.Asgi;
@@ -18,10 +19,16 @@ internal sealed unsafe class AsgiScope
         _specVersion = PyStr.Intern("spec_version"), _httpVersion = PyStr.Intern("http_version"), _server = PyStr.Intern("server"),
         _client = PyStr.Intern("client"), _scheme = PyStr.Intern("scheme"), _method = PyStr.Intern("method"),
         _rootPath = PyStr.Intern("root_path"), _path = PyStr.Intern("path"), _rawPath = PyStr.Intern("raw_path"),
-        _queryString = PyStr.Intern("query_string"), _headers = PyStr.Intern("headers"), _state = PyStr.Intern("state");
+        _queryString = PyStr.Intern("query_string"), _headers = PyStr.Intern("headers"), _state = PyStr.Intern("state"),
+        _subprotocols = PyStr.Intern("subprotocols"), _extensions = PyStr.Intern("extensions");
 
     private readonly nint _http = PyStr.Intern("http"), _asgiVersion = PyStr.Intern("3.0"), _asgiSpecVersion = PyStr.Intern("2.3"),
         _http10 = PyStr.Intern("1.0"), _http11 = PyStr.Intern("1.1"), _http2 = PyStr.Intern("2"), _httpScheme = PyStr.Intern("http"),
+        _websocket = PyStr.Intern("websocket"), _wsScheme = PyStr.Intern("ws"), _websocketExtensions, _httpExtensions,
+        _httpsScheme = PyStr.Intern("https"), _wssScheme = PyStr.Intern("wss"), _tlsKey = PyStr.Intern("tls"),
+        _serverCert = PyStr.Intern("server_cert"), _clientCertChain = PyStr.Intern("client_cert_chain"),
+        _clientCertName = PyStr.Intern("client_cert_name"), _clientCertError = PyStr.Intern("client_cert_error"),
+        _tlsVersion = PyStr.Intern("tls_version"), _cipherSuite = PyStr.Intern("cipher_suite"), _serverCertPem,
         _emptyBytes, _rootPathValue;
 
     private readonly Dictionary<string, nint> _methods = new(StringComparer.Ordinal);
@@ -30,28 +37,58 @@ internal sealed unsafe class AsgiScope
     private const int MaxCachedHeaderNames = 512;
 
     private (IPAddress? Address, int Port, nint Tuple) _lastServer;
+    private readonly nint _unixServer;
     private (IPAddress? Address, nint Str) _lastClientHost;
 
-    public AsgiScope(string rootPath)
+    /// <param name="unixSocket">The listening socket's path, when it is a Unix domain socket: the scope's server is then [path, None].</param>
+    /// <param name="serverCertificatePem">With TLS: the server certificate, for the scope's <c>tls</c> extension.</param>
+    public AsgiScope(string rootPath, string? unixSocket, string? serverCertificatePem)
     {
+        using (var pem = serverCertificatePem is null ? PyRef.Borrow(Py.None) : PyStr.New(serverCertificatePem))
+            _serverCertPem = PyRef.NewReference(pem.Handle);
+        if (unixSocket is not null)
+        {
+            using var tuple = PyRef.Steal(Py.TupleNew(2));
+            var path = PyStr.New(unixSocket);
+            Py.TupleSetItem(tuple.Handle, 0, path.Release());
+            Py.TupleSetItem(tuple.Handle, 1, PyRef.NewReference(Py.None));
+            _unixServer = PyRef.NewReference(tuple.Handle);
+        }
         var empty = PyStr.Bytes([]);
         _emptyBytes = empty.Release();
         var prefix = PyStr.New(rootPath);
         _rootPathValue = prefix.Release();
+        // {"websocket.http.response": {}}: the app may deny a websocket with a full HTTP response.
+        using var extensions = PyRef.Steal(Py.DictNew());
+        using var denial = PyRef.Steal(Py.DictNew());
+        using var denialKey = PyStr.New("websocket.http.response");
+        Set(extensions.Handle, denialKey.Handle, denial.Handle);
+        _websocketExtensions = PyRef.NewReference(extensions.Handle);
+        // {"http.response.pathsend": {}}: the app may answer with a file path for the server to send.
+        // Both extension dicts are copied into each scope (a middleware may add to its own).
+        using var httpExtensions = PyRef.Steal(Py.DictNew());
+        using var pathsend = PyRef.Steal(Py.DictNew());
+        using var pathsendKey = PyStr.New("http.response.pathsend");
+        Set(httpExtensions.Handle, pathsendKey.Handle, pathsend.Handle);
+        _httpExtensions = PyRef.NewReference(httpExtensions.Handle);
     }
 
     /// <param name="state">The state dict a copy of which goes into the scope.</param>
-    public PyRef Build(IHttpRequestFeature request, IHttpConnectionFeature connection, nint state)
+    /// <param name="websocket">A websocket scope (no method; subprotocols and extensions) instead of http.</param>
+    public PyRef Build(IFeatureCollection features, nint state, bool websocket = false)
     {
-        try { return BuildScope(request, connection, state); }
+        try { return BuildScope(features, state, websocket); }
         finally { ReleaseTransient(); }
     }
 
-    private PyRef BuildScope(IHttpRequestFeature request, IHttpConnectionFeature connection, nint state)
+    private PyRef BuildScope(IFeatureCollection features, nint state, bool websocket)
     {
+        var request = features.GetRequiredFeature<IHttpRequestFeature>();
+        var connection = features.GetRequiredFeature<IHttpConnectionFeature>();
+        var tls = features.Get<ITlsHandshakeFeature>();
         using var scope = PyRef.Steal(Py.DictNew());
         var d = scope.Handle;
-        Set(d, _type, _http);
+        Set(d, _type, websocket ? _websocket : _http);
         using (var asgi = PyRef.Steal(Py.DictNew()))
         {
             Set(asgi.Handle, _version, _asgiVersion);
@@ -66,8 +103,25 @@ internal sealed unsafe class AsgiScope
         });
         Set(d, _server, ServerTuple(connection));
         using (var client = ClientTuple(connection)) Set(d, _client, client.Handle);
-        Set(d, _scheme, _httpScheme);
-        Set(d, _method, Method(request.Method));
+        if (websocket)
+        {
+            Set(d, _scheme, tls is null ? _wsScheme : _wssScheme);
+            using (var subprotocols = Subprotocols(request.Headers)) Set(d, _subprotocols, subprotocols.Handle);
+        }
+        else
+        {
+            Set(d, _scheme, tls is null ? _httpScheme : _httpsScheme);
+            Set(d, _method, Method(request.Method));
+        }
+        using (var extensions = PyRef.Steal(Py.DictCopy(websocket ? _websocketExtensions : _httpExtensions)))
+        {
+            if (tls is not null)
+            {
+                using var tlsInfo = TlsExtension(tls, features.Get<ITlsConnectionFeature>());
+                Set(extensions.Handle, _tlsKey, tlsInfo.Handle);
+            }
+            Set(d, _extensions, extensions.Handle);
+        }
         Set(d, _rootPath, _rootPathValue);
         SetTarget(d, request);
         using (var headers = Headers(request.Headers)) Set(d, _headers, headers.Handle);
@@ -78,6 +132,53 @@ internal sealed unsafe class AsgiScope
     private static void Set(nint dict, nint key, nint value)
     {
         if (Py.DictSetItem(dict, key, value) != 0) throw PythonException.Fetch();
+    }
+
+    /// <summary>
+    /// The ASGI <c>tls</c> extension (beyond Granian): server certificate, the client's certificate
+    /// if it sent one, TLS version and cipher suite as their IANA numbers.
+    /// </summary>
+    private PyRef TlsExtension(ITlsHandshakeFeature handshake, ITlsConnectionFeature? connection)
+    {
+        using var info = PyRef.Steal(Py.DictNew());
+        var d = info.Handle;
+        Set(d, _serverCert, _serverCertPem);
+        var client = connection?.ClientCertificate;
+        using (var chain = PyRef.Steal(Py.ListNew(0)))
+        {
+            if (client is not null)
+            {
+                using var pem = PyStr.New(client.ExportCertificatePem());
+                if (Py.ListAppend(chain.Handle, pem.Handle) != 0) throw PythonException.Fetch();
+            }
+            Set(d, _clientCertChain, chain.Handle);
+        }
+        using (var name = client is null ? PyRef.Borrow(Py.None) : PyStr.New(client.SubjectName.Name)) Set(d, _clientCertName, name.Handle);
+        Set(d, _clientCertError, Py.None);
+        var version = handshake.Protocol switch
+        {
+            System.Security.Authentication.SslProtocols.Tls13 => 0x0304,
+            System.Security.Authentication.SslProtocols.Tls12 => 0x0303,
+            _ => 0,
+        };
+        using (var v = PyRef.Steal(Py.LongFromLong(version))) Set(d, _tlsVersion, v.Handle);
+        using (var cipher = PyRef.Steal(Py.LongFromLong((long)(handshake.NegotiatedCipherSuite ?? 0)))) Set(d, _cipherSuite, cipher.Handle);
+        return PyRef.Borrow(d);
+    }
+
+    /// <summary>Sec-WebSocket-Protocol's comma-separated values, as a list of str.</summary>
+    private static PyRef Subprotocols(Microsoft.AspNetCore.Http.IHeaderDictionary headers)
+    {
+        using var list = PyRef.Steal(Py.ListNew(0));
+        foreach (var value in headers.SecWebSocketProtocol)
+        {
+            foreach (var part in (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                using var str = PyStr.New(part);
+                if (Py.ListAppend(list.Handle, str.Handle) != 0) throw PythonException.Fetch();
+            }
+        }
+        return PyRef.Borrow(list.Handle);
     }
 
     private nint Method(string method)
@@ -103,6 +204,7 @@ internal sealed unsafe class AsgiScope
     private nint ServerTuple(IHttpConnectionFeature connection)
     {
         var (address, port) = (connection.LocalIpAddress, connection.LocalPort);
+        if (address is null && _unixServer != 0) return _unixServer;
         if (_lastServer.Tuple != 0 && port == _lastServer.Port && Equals(address, _lastServer.Address))
             return _lastServer.Tuple;
         if (_lastServer.Tuple != 0) Py.DecRef(_lastServer.Tuple);

@@ -4,6 +4,9 @@ using Mica.Server.Python;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.WebSockets;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace Mica.Server.Asgi;
 
@@ -25,6 +28,7 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>, IAppSe
 
     // Owned for the worker's life.
     public nint DispatchFunction { get; }
+    public nint WebSocketDispatchFunction { get; }
     public nint ResolveFunction { get; }
     public nint EmptyBytes { get; }
     /// <summary>
@@ -33,12 +37,13 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>, IAppSe
     /// </summary>
     public nint State { get; private set; }
     private readonly nint _lifespan;
+    private readonly WebSocketMiddleware? _webSockets;   // null with --no-ws: upgrade requests reach the app as http
     private readonly nint _asgiModule, _workerModule, _pyLoop;
 
     private AsgiServer(ExchangeServices services, WorkerConfig config, nint workerModule, nint asgiModule, nint app)
     {
         Services = services;
-        Scope = new AsgiScope(config.UrlPathPrefix);
+        Scope = new AsgiScope(config.UrlPathPrefix, config.UnixSocket, config.Tls is { } tls ? TlsSetup.CertificatePem(tls) : null);
         _workerModule = PyRef.NewReference(workerModule);
         _asgiModule = PyRef.NewReference(asgiModule);
 
@@ -54,6 +59,11 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>, IAppSe
         ResolveFunction = PyRef.Check(Py.GetAttrString(workerModule, PyStr.Utf8Z("resolve")));
         var dispatch = PyCall.Method(asgiModule, "http_dispatcher", app, _pyLoop);
         DispatchFunction = dispatch.Release();
+        var wsDispatch = PyCall.Method(asgiModule, "websocket_dispatcher", app, _pyLoop);
+        WebSocketDispatchFunction = wsDispatch.Release();
+        if (config.WebSockets)
+            _webSockets = new WebSocketMiddleware(static context => context.Features.GetRequiredFeature<AsgiExchange>().RunAsync(),
+                Options.Create(new Microsoft.AspNetCore.Builder.WebSocketOptions()), NullLoggerFactory.Instance);
         if (config.Interface != "asginl")
         {
             var lifespan = PyCall.Method(asgiModule, "Lifespan", app, _pyLoop);
@@ -111,7 +121,14 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>, IAppSe
 
     public AsgiExchange CreateContext(IFeatureCollection contextFeatures) => new(this, contextFeatures);
 
-    public Task ProcessRequestAsync(AsgiExchange context) => context.RunAsync();
+    /// <summary>
+    /// An upgrade request goes through ASP.NET's websocket middleware first: it validates the
+    /// handshake and gives the request a websocket feature (permessage-deflate included, and
+    /// HTTP/2's extended CONNECT), which the app's accept then uses.
+    /// </summary>
+    public Task ProcessRequestAsync(AsgiExchange context) =>
+        Services.StaticFiles?.TryServe(context.Features) ??
+        (_webSockets is not null && context.MayUpgrade ? _webSockets.Invoke(context.AsHttpContext()) : context.RunAsync());
 
     public void DisposeContext(AsgiExchange context, Exception? exception)
     {

@@ -16,6 +16,11 @@ _send = _mica.send
 _receive = _mica.receive
 _wait_disconnect = _mica.wait_disconnect
 _finish = _mica.finish
+_send_file = _mica.send_file      # (handle, status, headers, path): the response body is that file
+_ws_accept = _mica.ws_accept      # (handle, subprotocol, headers, future) -> future: True once open
+_ws_receive = _mica.ws_receive    # (handle, future) -> future: str | bytes | (close code, reason)
+_ws_send = _mica.ws_send          # (handle, data, future) -> future: False if the socket is closed
+_ws_close = _mica.ws_close        # (handle, code, reason, future)
 
 # Response states.
 _START, _BODY, _DONE = 0, 1, 2
@@ -75,6 +80,15 @@ class HttpProtocol:
             self.state = _BODY
             return
         if state == _BODY:
+            if kind == "http.response.pathsend":
+                # The extension: the server sends the file itself, without it passing through Python.
+                path = message["path"]
+                if not isinstance(path, str) or not path.startswith("/"):
+                    raise RuntimeError(f"ASGI 'http.response.pathsend' needs an absolute path, got {path!r}")
+                if not self.disconnected:
+                    _send_file(self.handle, self.status, self.headers, path)
+                self.state = _DONE
+                return
             if kind != "http.response.body":
                 raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{kind}'.")
             if self.disconnected:
@@ -119,6 +133,137 @@ def http_dispatcher(app, loop):
 
     def dispatch(handle, scope, body, more_body):
         create_task(run_http(app, scope, HttpProtocol(handle, loop, body, more_body)))
+
+    return dispatch
+
+
+class ClientDisconnected(OSError):
+    """Sending on a websocket the client has closed (as uvicorn raises)."""
+
+
+# WebSocket states.
+_CONNECTING, _OPEN, _RESPONSE, _CLOSED = 0, 1, 2, 3
+
+
+class WebSocketProtocol:
+    """One websocket's `receive` and `send`, bound to the C# exchange `handle`.
+
+    Before `websocket.accept` the app may instead deny the connection: `websocket.close` (403) or
+    a whole HTTP response (`websocket.http.response.start` / `.body`, the extension).
+    """
+
+    __slots__ = ("handle", "loop", "state", "connect_delivered", "close_code", "close_reason", "http")
+
+    def __init__(self, handle, loop):
+        self.handle = handle
+        self.loop = loop
+        self.state = _CONNECTING
+        self.connect_delivered = False
+        self.close_code = None      # set once the client is gone: what websocket.disconnect reports
+        self.close_reason = ""
+        self.http = None            # the denial response, an HttpProtocol
+
+    def _disconnect(self):
+        return {"type": "websocket.disconnect", "code": self.close_code, "reason": self.close_reason}
+
+    async def receive(self):
+        if not self.connect_delivered:
+            self.connect_delivered = True
+            return {"type": "websocket.connect"}
+        if self.close_code is not None:
+            return self._disconnect()
+        fut = self.loop.create_future()
+        _ws_receive(self.handle, fut)
+        message = await fut
+        kind = type(message)
+        if kind is str:
+            return {"type": "websocket.receive", "text": message}
+        if kind is bytes:
+            return {"type": "websocket.receive", "bytes": message}
+        self.close_code, self.close_reason = message
+        if self.state == _OPEN:
+            self.state = _CLOSED
+        return self._disconnect()
+
+    async def send(self, message):
+        kind = message["type"]
+        state = self.state
+        if state == _CONNECTING:
+            if kind == "websocket.accept":
+                headers = message.get("headers") or ()
+                fut = self.loop.create_future()
+                _ws_accept(self.handle, message.get("subprotocol"), headers, fut)
+                if await fut:
+                    self.state = _OPEN
+                else:
+                    self.state = _CLOSED
+                    self.close_code = 1006
+                return
+            if kind == "websocket.close":
+                self.state = _CLOSED    # denied: the C# side answers 403 when the app finishes
+                return
+            if kind == "websocket.http.response.start":
+                self.state = _RESPONSE
+                self.http = HttpProtocol(self.handle, self.loop, b"", False)
+                await self.http.send({"type": "http.response.start", "status": message["status"],
+                                      "headers": message.get("headers", ())})
+                return
+            raise RuntimeError(f"Expected ASGI message 'websocket.accept', 'websocket.close' or "
+                               f"'websocket.http.response.start', but got '{kind}'.")
+        if state == _OPEN:
+            if kind == "websocket.send":
+                data = message.get("bytes")
+                if data is None:
+                    data = message.get("text")
+                    if data is None:
+                        raise TypeError("ASGI 'websocket.send' needs 'bytes' or 'text'")
+                fut = self.loop.create_future()
+                _ws_send(self.handle, data, fut)
+                if not await fut:
+                    raise ClientDisconnected("websocket closed")
+                return
+            if kind == "websocket.close":
+                self.state = _CLOSED
+                fut = self.loop.create_future()
+                _ws_close(self.handle, message.get("code") or 1000, message.get("reason") or "", fut)
+                await fut
+                return
+            raise RuntimeError(f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{kind}'.")
+        if state == _RESPONSE:
+            if kind != "websocket.http.response.body":
+                raise RuntimeError(f"Expected ASGI message 'websocket.http.response.body', but got '{kind}'.")
+            await self.http.send({"type": "http.response.body", "body": message.get("body", b""),
+                                  "more_body": message.get("more_body", False)})
+            return
+        if self.close_code is not None and kind in ("websocket.send", "websocket.close"):
+            raise ClientDisconnected("websocket closed")
+        raise RuntimeError(f"Unexpected ASGI message '{kind}', after sending 'websocket.close' "
+                           "or response already completed.")
+
+
+async def run_websocket(app, scope, proto):
+    """Runs the app for one websocket; whatever happens, the C# exchange is finished exactly once
+    (403 if the app never accepted, a close frame if it returned with the socket open)."""
+    try:
+        await app(scope, proto.receive, proto.send)
+    except BaseException as exc:
+        logger.error("Exception in ASGI application (websocket)", exc_info=exc)
+        if proto.state == _CONNECTING:
+            _send(proto.handle, 500, [(b"content-type", b"text/plain; charset=utf-8")], b"Internal Server Error", False, None)
+        elif proto.state == _OPEN:
+            _ws_close(proto.handle, 1011, "Internal Server Error", None)
+        if not isinstance(exc, Exception):
+            raise
+    finally:
+        _finish(proto.handle)
+
+
+def websocket_dispatcher(app, loop):
+    """The function the C# side calls for each websocket handshake (scope already built)."""
+    create_task = loop.create_task
+
+    def dispatch(handle, scope):
+        create_task(run_websocket(app, scope, WebSocketProtocol(handle, loop)))
 
     return dispatch
 

@@ -23,12 +23,16 @@ internal sealed class ConnectionDrain
     private static readonly TimeSpan QuietPeriod = TimeSpan.FromMilliseconds(250);
 
     private readonly TaskCompletionSource _draining = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _drainingToken = new();
     private int _connections;
     private int _requestsInFlight;
     private long _lastRequestStart;
 
     /// <summary>False once draining: responses then close their connection.</summary>
     public bool KeepAlive { get; private set; } = true;
+
+    /// <summary>Cancelled when draining begins: long-lived exchanges (websockets) end themselves.</summary>
+    public CancellationToken Draining => _drainingToken.Token;
 
     /// <summary>The socket transport, with listeners that stop accepting when draining begins.</summary>
     public sealed class Transport(IConnectionListenerFactory sockets, ConnectionDrain drain) : IConnectionListenerFactory
@@ -58,6 +62,7 @@ internal sealed class ConnectionDrain
     {
         KeepAlive = false;
         _draining.TrySetResult();
+        _drainingToken.Cancel();
     }
 
     public async Task WaitUntilQuietAsync(TimeSpan limit)

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
@@ -21,15 +22,27 @@ internal static class KestrelHost
         var options = new KestrelServerOptions
         {
             AddServerHeader = false,
-            ApplicationServices = new ServiceCollection().AddSingleton(loggers).BuildServiceProvider(),
+            // Cleartext HTTP/2 connections carry CleartextHttp2's TLS mark, so their ":scheme: http"
+            // must not be refused as a mismatch.
+            AllowAlternateSchemes = true,
+            ApplicationServices = Services(loggers),
         };
         options.Limits.RequestHeadersTimeout = TimeSpan.FromMilliseconds(config.HeaderReadTimeoutMs);
         // Python apps decide how much body they accept (Granian sets no limit either).
         options.Limits.MaxRequestBodySize = null;
+        ApplyHttp2Limits(options.Limits.Http2, config.Http2);
+        var https = config.Tls is { } tls ? TlsSetup.Load(tls) : null;
         options.ListenHandle((ulong)config.ListenFd, listen =>
         {
-            listen.Protocols = HttpProtocols.Http1;
+            listen.Protocols = config.Http switch
+            {
+                "1" => HttpProtocols.Http1,
+                "2" => HttpProtocols.Http2,
+                _ => HttpProtocols.Http1AndHttp2,
+            };
             listen.Use(drain.Count);
+            if (https is not null) listen.UseHttps(https);                    // ALPN picks h2 or http/1.1
+            else if (config.Http == "auto") listen.Use(CleartextHttp2.Detect);  // the preface picks h2
         });
 
         // Inline scheduling: Kestrel parses and writes on the socket's own I/O thread instead of
@@ -39,5 +52,30 @@ internal static class KestrelHost
         var server = new KestrelServer(Options.Create(options), new ConnectionDrain.Transport(sockets, drain), loggers);
         await server.StartAsync(application, CancellationToken.None);
         return server;
+    }
+
+    /// <summary>
+    /// What Kestrel asks its application services for. UseHttps wants Kestrel's metrics object, which
+    /// the web host registers through an internal type; without a web host it is registered here.
+    /// </summary>
+    private static ServiceProvider Services(ILoggerFactory loggers)
+    {
+        var services = new ServiceCollection().AddSingleton(loggers).AddMetrics();
+        var metrics = typeof(KestrelServer).Assembly.GetType("Microsoft.AspNetCore.Server.Kestrel.Core.Internal.Infrastructure.KestrelMetrics", throwOnError: true)!;
+        services.AddSingleton(metrics);
+        return services.BuildServiceProvider();
+    }
+
+    /// <summary>Granian's <c>--http2-*</c> options, onto Kestrel's HTTP/2 limits (within the ranges Kestrel accepts).</summary>
+    private static void ApplyHttp2Limits(Http2Limits limits, Http2Settings settings)
+    {
+        const int minWindow = 65_535;   // RFC 9113's initial window; Kestrel accepts nothing smaller
+        limits.MaxStreamsPerConnection = settings.MaxConcurrentStreams;
+        limits.InitialConnectionWindowSize = Math.Max(minWindow, settings.InitialConnectionWindowSize);
+        limits.InitialStreamWindowSize = Math.Max(minWindow, settings.InitialStreamWindowSize);
+        limits.MaxFrameSize = settings.MaxFrameSize;
+        limits.MaxRequestHeaderFieldSize = settings.MaxHeadersSize;
+        if (settings.KeepAliveIntervalMs is { } interval) limits.KeepAlivePingDelay = TimeSpan.FromMilliseconds(interval);
+        limits.KeepAlivePingTimeout = TimeSpan.FromSeconds(settings.KeepAliveTimeoutSeconds);
     }
 }

@@ -19,6 +19,8 @@ public sealed record WorkerConfig
     public string Loop { get; init; } = "auto";
     public required int ListenFd { get; init; }
     public string UrlPathPrefix { get; init; } = "";
+    /// <summary>The listening socket's path when it is a Unix domain socket (the scope's server).</summary>
+    public string? UnixSocket { get; init; }
     public int HeaderReadTimeoutMs { get; init; } = 30_000;
     public bool KeepAlive { get; init; } = true;
     public string LogLevel { get; init; } = "info";
@@ -31,6 +33,28 @@ public sealed record WorkerConfig
     /// <summary>WSGI threads at most; null: Granian's default, half the backpressure.</summary>
     public int? BlockingThreads { get; init; }
     public int BlockingThreadsIdleTimeoutSeconds { get; init; } = 30;
+    /// <summary><c>--ws</c>: ASGI websockets (off: upgrade requests reach the app as plain http).</summary>
+    public bool WebSockets { get; init; } = true;
+    /// <summary><c>--http</c>: auto (HTTP/1.1 and HTTP/2), 1 or 2.</summary>
+    public string Http { get; init; } = "auto";
+    public Http2Settings Http2 { get; init; } = new();
+    /// <summary>Null: cleartext.</summary>
+    public TlsConfig? Tls { get; init; }
+    public IReadOnlyList<Http.StaticMount> StaticMounts { get; init; } = [];
+    public string? StaticDirToFile { get; init; }
+    public int StaticExpiresSeconds { get; init; } = 86_400;
+}
+
+/// <summary>Granian's <c>--http2-*</c> options.</summary>
+public sealed record Http2Settings
+{
+    public int MaxConcurrentStreams { get; init; } = 200;
+    public int InitialConnectionWindowSize { get; init; } = 1_048_576;
+    public int InitialStreamWindowSize { get; init; } = 1_048_576;
+    public int MaxFrameSize { get; init; } = 16_384;
+    public int MaxHeadersSize { get; init; } = 16_777_216;
+    public int? KeepAliveIntervalMs { get; init; }
+    public int KeepAliveTimeoutSeconds { get; init; } = 20;
 }
 
 /// <summary>What a worker tells the master, one JSON object per line.</summary>
@@ -49,4 +73,7 @@ public sealed record WorkerMessage
 [JsonSerializable(typeof(WorkerConfig))]
 [JsonSerializable(typeof(PythonInstall))]
 [JsonSerializable(typeof(WorkerMessage))]
+[JsonSerializable(typeof(Http2Settings))]
+[JsonSerializable(typeof(TlsConfig))]
+[JsonSerializable(typeof(Http.StaticMount))]
 public sealed partial class ControlJson : JsonSerializerContext;

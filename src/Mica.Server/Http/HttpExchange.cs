@@ -15,8 +15,9 @@ namespace Mica.Server.Http;
 internal abstract class HttpExchange(ExchangeServices services, IFeatureCollection features, bool inlineSteps)
 {
     private static readonly byte[] InternalServerError = "Internal Server Error"u8.ToArray();
+    private static readonly byte[] Forbidden = "Forbidden"u8.ToArray();
 
-    protected readonly IFeatureCollection Features = features;
+    public IFeatureCollection Features { get; } = features;
     protected readonly IHttpRequestFeature Request = features.GetRequiredFeature<IHttpRequestFeature>();
     protected readonly IHttpResponseFeature Response = features.GetRequiredFeature<IHttpResponseFeature>();
     private readonly IHttpResponseBodyFeature _responseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();
@@ -37,6 +38,12 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
 
     /// <summary>A <see cref="StepKind.Chunk"/> step was written: <paramref name="ok"/> false if the client is gone.</summary>
     protected abstract void OnChunkFlushed(bool ok);
+
+    /// <summary>A <see cref="StepKind.Upgrade"/> step: runs the upgraded connection to its end.</summary>
+    protected virtual Task RunUpgradeAsync(ResponseStep step) => throw new InvalidOperationException("this exchange cannot be upgraded");
+
+    /// <summary>The status when the app ends without a response: 500, or 403 for a websocket it did not accept.</summary>
+    protected virtual int FailureStatus => 500;
 
     /// <summary>After the response: stop any body read still pending on the app's behalf.</summary>
     protected virtual ValueTask StopReadingAsync() => ValueTask.CompletedTask;
@@ -81,6 +88,10 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
                     {
                         case StepKind.Final: await WriteFinalAsync(step); break;
                         case StepKind.File: await WriteFileAsync(step); break;
+                        case StepKind.Upgrade:
+                            if (step.Headers is not null) HeaderBlock.ApplyTo(Response.Headers, step.Headers.AsSpan(0, step.HeadersLength));
+                            await RunUpgradeAsync(step);
+                            break;
                         default: await FailResponseAsync(); break;
                     }
                     return;
@@ -136,8 +147,9 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         }
     }
 
-    private bool BodyAllowed =>
-        !HttpMethods.IsHead(Request.Method) && Response.StatusCode is not (< 200 or 204 or 304);
+    private bool StatusAllowsBody => Response.StatusCode is not (< 200 or 204 or 304);
+
+    private bool BodyAllowed => StatusAllowsBody && !HttpMethods.IsHead(Request.Method);
 
     private void StartResponse(in ResponseStep step)
     {
@@ -179,7 +191,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         {
             StartResponse(step);
             if (Response.Headers.ContentLength is { } declared) count = Math.Min(count, declared);
-            else if (BodyAllowed) Response.Headers.ContentLength = count;
+            else if (StatusAllowsBody) Response.Headers.ContentLength = count;   // HEAD too: the length GET would send
         }
         if (!BodyAllowed) return;
         var writer = _responseBody.Writer;
@@ -205,12 +217,14 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
             Lifetime.Abort();
             return;
         }
-        Response.StatusCode = 500;
+        var status = FailureStatus;
+        var body = status == 500 ? InternalServerError : Forbidden;
+        Response.StatusCode = status;
         Response.ReasonPhrase = null;
         Response.Headers.Clear();
         Response.Headers.ContentType = "text/plain; charset=utf-8";
-        Response.Headers.ContentLength = InternalServerError.Length;
+        Response.Headers.ContentLength = body.Length;
         if (!services.KeepAlive) Response.Headers.Connection = "close";
-        if (!HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(InternalServerError);
+        if (!HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(body);
     }
 }

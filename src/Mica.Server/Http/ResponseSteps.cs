@@ -13,6 +13,8 @@ internal enum StepKind
     Fail,
     /// <summary>The rest of the response is a file (<see cref="ResponseStep.File"/>): the response is complete.</summary>
     File,
+    /// <summary>Accept the websocket (subprotocol in <see cref="ResponseStep.Reason"/>, extra headers): the exchange becomes the socket.</summary>
+    Upgrade,
 }
 
 /// <summary>A part of a regular file to send as the body; the handle is the response's own (a dup) and is closed once sent.</summary>

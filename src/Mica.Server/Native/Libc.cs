@@ -66,6 +66,35 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int fstat(int fd, ulong* stat);
 
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int stat(string path, ulong* buffer);
+
+    /// <summary>Whether <paramref name="path"/> is a Unix domain socket (S_IFSOCK), following symlinks.</summary>
+    public static bool IsSocket(string path)
+    {
+        var buffer = stackalloc ulong[32];
+        if (stat(path, buffer) != 0) return false;
+        // st_mode follows st_dev and st_ino on arm64, and st_dev, st_ino and st_nlink on x86-64.
+        var modeOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16;
+        var mode = *(uint*)((byte*)buffer + modeOffset);
+        return (mode & 0xF000) == 0xC000;
+    }
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint realpath(string path, nint resolved);
+
+    [LibraryImport("libc")]
+    private static partial void free(nint pointer);
+
+    /// <summary>The canonical path (every symlink and <c>..</c> resolved), or null if it does not exist.</summary>
+    public static string? RealPath(string path)
+    {
+        var resolved = realpath(path, 0);
+        if (resolved == 0) return null;
+        try { return Marshal.PtrToStringUTF8(resolved); }
+        finally { free(resolved); }
+    }
+
     /// <summary>Lets a descriptor survive exec, so a worker process inherits it.</summary>
     public static void ClearCloseOnExec(int fd)
     {

@@ -23,9 +23,10 @@ internal sealed unsafe class WsgiEnviron : IDisposable
     private readonly nint _requestMethod, _scriptName, _pathInfo, _queryString, _contentType, _contentLength,
         _serverName, _serverPort, _serverProtocol, _remoteAddr, _remotePort, _wsgiVersion, _urlScheme, _errors,
         _multithread, _multiprocess, _runOnce, _inputTerminated, _fileWrapper;
-    private readonly nint _http, _http10, _http11, _http2, _empty, _version, _prefix, _multiprocessValue,
+    private readonly nint _http, _https, _httpsFlag, _on, _http10, _http11, _http2, _empty, _version, _prefix, _multiprocessValue,
         _errorsStream, _fileWrapperType;
     private readonly string _prefixText;
+    private readonly string? _unixSocket;
 
     private readonly Dictionary<string, nint> _methods = new(StringComparer.Ordinal);
     // HTTP_* keys by Kestrel's header name. Bounded so that a client inventing names cannot grow it forever.
@@ -37,8 +38,9 @@ internal sealed unsafe class WsgiEnviron : IDisposable
     /// <summary>GIL held. One per WSGI thread: its caches are used without locks.</summary>
     /// <param name="prefix">--url-path-prefix: SCRIPT_NAME, and cut from the front of PATH_INFO.</param>
     /// <param name="errors">The shared <c>wsgi.errors</c> stream; <paramref name="fileWrapper"/> the <c>wsgi.file_wrapper</c> type.</param>
-    public WsgiEnviron(string prefix, bool multiprocess, nint errors, nint fileWrapper)
+    public WsgiEnviron(string prefix, string? unixSocket, bool multiprocess, nint errors, nint fileWrapper)
     {
+        _unixSocket = unixSocket;
         nint Key(string name) => Own(PyStr.Intern(name));
         _requestMethod = Key("REQUEST_METHOD");
         _scriptName = Key("SCRIPT_NAME");
@@ -60,6 +62,9 @@ internal sealed unsafe class WsgiEnviron : IDisposable
         _inputTerminated = Key("wsgi.input_terminated");
         _fileWrapper = Key("wsgi.file_wrapper");
         _http = Key("http");
+        _https = Key("https");
+        _httpsFlag = Key("HTTPS");
+        _on = Key("on");
         _http10 = Key("HTTP/1.0");
         _http11 = Key("HTTP/1.1");
         _http2 = Key("HTTP/2");
@@ -100,9 +105,10 @@ internal sealed unsafe class WsgiEnviron : IDisposable
         _lastRemote = default;
     }
 
-    public PyRef Build(IHttpRequestFeature request, IHttpConnectionFeature connection)
+    /// <param name="tls">The connection is TLS: <c>wsgi.url_scheme</c> is https and <c>HTTPS</c> is "on".</param>
+    public PyRef Build(IHttpRequestFeature request, IHttpConnectionFeature connection, bool tls)
     {
-        try { return BuildEnviron(request, connection); }
+        try { return BuildEnviron(request, connection, tls); }
         finally { ReleaseTransient(); }
     }
 
@@ -115,7 +121,7 @@ internal sealed unsafe class WsgiEnviron : IDisposable
         _transient.Clear();
     }
 
-    private PyRef BuildEnviron(IHttpRequestFeature request, IHttpConnectionFeature connection)
+    private PyRef BuildEnviron(IHttpRequestFeature request, IHttpConnectionFeature connection, bool tls)
     {
         using var environ = PyRef.Steal(Py.DictNew());
         var d = environ.Handle;
@@ -131,7 +137,12 @@ internal sealed unsafe class WsgiEnviron : IDisposable
         SetRemote(d, connection);
         SetHeaders(d, request.Headers);
         Set(d, _wsgiVersion, _version);
-        Set(d, _urlScheme, _http);
+        if (tls)
+        {
+            Set(d, _urlScheme, _https);
+            Set(d, _httpsFlag, _on);
+        }
+        else Set(d, _urlScheme, _http);
         Set(d, _errors, _errorsStream);
         Set(d, _multithread, Py.True);
         Set(d, _multiprocess, _multiprocessValue);
@@ -209,8 +220,9 @@ internal sealed unsafe class WsgiEnviron : IDisposable
                 Py.DecRef(_lastServer.Name);
                 Py.DecRef(_lastServer.PortText);
             }
-            var name = PyStr.New(address is null ? "" : HostString(address));
-            var portText = PyStr.New(port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            // A Unix domain socket has no address: SERVER_NAME is its path, SERVER_PORT empty (as gunicorn).
+            var name = PyStr.New(address is null ? _unixSocket ?? "" : HostString(address));
+            var portText = PyStr.New(address is null ? "" : port.ToString(System.Globalization.CultureInfo.InvariantCulture));
             _lastServer = (address, port, name.Release(), portText.Release());
         }
         Set(d, _serverName, _lastServer.Name);

@@ -46,8 +46,9 @@ internal sealed unsafe class WsgiServer : IHttpApplication<WsgiExchange>, IAppSe
         var threads = config.BlockingThreads ?? Math.Max(1, config.Backpressure / 2);
         var prefix = config.UrlPathPrefix;
         var multiprocess = config.Workers > 1;
+        var unixSocket = config.UnixSocket;
         Pool = new WsgiThreadPool(threads, TimeSpan.FromSeconds(config.BlockingThreadsIdleTimeoutSeconds),
-            () => new WsgiEnviron(prefix, multiprocess, _errors, _fileWrapper));
+            () => new WsgiEnviron(prefix, unixSocket, multiprocess, _errors, _fileWrapper));
         Description = $", up to {threads} WSGI threads";
         _stopWait = TimeSpan.FromSeconds(config.ShutdownTimeoutSeconds);
         Current = this;
@@ -68,7 +69,7 @@ internal sealed unsafe class WsgiServer : IHttpApplication<WsgiExchange>, IAppSe
 
     public WsgiExchange CreateContext(IFeatureCollection contextFeatures) => new(this, contextFeatures);
 
-    public Task ProcessRequestAsync(WsgiExchange context) => context.RunAsync();
+    public Task ProcessRequestAsync(WsgiExchange context) => Services.StaticFiles?.TryServe(context.Features) ?? context.RunAsync();
 
     public void DisposeContext(WsgiExchange context, Exception? exception)
     {

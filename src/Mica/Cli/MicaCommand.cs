@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Reflection;
+using Mica.Server.Hosting;
 
 namespace Mica.Cli;
 
@@ -57,7 +58,14 @@ internal static class MicaCommand
         }
 
         var http = result.GetValue(table.Http)!;
-        if (http == "2") return Fail("Option '--http 2' is not supported yet by Mica (HTTP/1.1 only for now).");
+        var certificate = result.GetValue(table.SslCertificate);
+        var keyfile = result.GetValue(table.SslKeyfile);
+        if ((certificate is null) != (keyfile is null))
+            return Fail("Options '--ssl-certificate' and '--ssl-keyfile' go together.");
+        var clientCa = result.GetValue(table.SslCa);
+        var clientVerify = FlagValue(all, table, table.SslClientVerify, @default: false);
+        if (clientVerify && clientCa is null) return Fail("Option '--ssl-client-verify' needs '--ssl-ca'.");
+        if (clientCa is not null && certificate is null) return Fail("Option '--ssl-ca' needs '--ssl-certificate' and '--ssl-keyfile'.");
         var loop = result.GetValue(table.Loop)!;
         if (loop is "rloop" or "winloop") return Fail($"Invalid value for '--loop': '{loop}' is not available in Mica (use auto, asyncio or uvloop).");
 
@@ -80,18 +88,54 @@ internal static class MicaCommand
         if (blockingThreads > 1 && iface is "asgi" or "asginl" or "rsgi")
             return Fail($"Invalid value for '--blocking-threads': {blockingThreads}; the {iface} interface runs the app on one Python thread, so only wsgi takes more than 1.");
         var workers = result.GetValue(table.Workers);
+        var staticMounts = result.GetValue(table.StaticPathMount) ?? [];
+        var staticRoutes = result.GetValue(table.StaticPathRoute) ?? [];
+        if (staticMounts.FirstOrDefault(m => !Directory.Exists(m)) is { } missingMount)
+            return Fail($"Invalid value for '--static-path-mount': Directory '{missingMount}' does not exist.");
+        if (staticRoutes.Length == 0 && staticMounts.Length == 1) staticRoutes = ["/static"];
+        if (staticMounts.Length > 0 && staticRoutes.Length != staticMounts.Length)
+            return Fail("Options '--static-path-route' and '--static-path-mount' must be given the same number of times.");
+        if (staticRoutes.FirstOrDefault(r => !r.StartsWith('/')) is { } badRoute)
+            return Fail($"Invalid value for '--static-path-route': '{badRoute}' must start with '/'.");
         var backlog = result.GetValue(table.Backlog);
 
         var options = new ServerOptions
         {
             Target = result.GetValue(app)!,
             Host = result.GetValue(table.Host)!,
+            Uds = result.GetValue(table.Uds),
+            UdsPermissions = result.GetValue(table.UdsPermissions),
             Port = result.GetValue(table.Port),
             Interface = iface,
             Loop = loop,
             Backlog = backlog,
             Backpressure = result.GetValue(table.Backpressure) ?? Math.Max(1, backlog / workers),
             BlockingThreads = blockingThreads,
+            WebSockets = FlagValue(all, table, table.WebSockets, @default: true),
+            Http = http,
+            StaticMounts = staticMounts.Select((mount, i) => new Mica.Server.Http.StaticMount(staticRoutes[i], Path.GetFullPath(mount))).ToArray(),
+            StaticDirToFile = result.GetValue(table.StaticPathDirToFile),
+            StaticExpiresSeconds = result.GetValue(table.StaticPathExpires) ?? 86_400,
+            Http2 = new Http2Settings
+            {
+                MaxConcurrentStreams = result.GetValue(table.Http2MaxConcurrentStreams),
+                InitialConnectionWindowSize = result.GetValue(table.Http2InitialConnectionWindowSize),
+                InitialStreamWindowSize = result.GetValue(table.Http2InitialStreamWindowSize),
+                MaxFrameSize = result.GetValue(table.Http2MaxFrameSize),
+                MaxHeadersSize = result.GetValue(table.Http2MaxHeadersSize),
+                KeepAliveIntervalMs = result.GetValue(table.Http2KeepAliveInterval),
+                KeepAliveTimeoutSeconds = result.GetValue(table.Http2KeepAliveTimeout) ?? 20,
+            },
+            Tls = certificate is null ? null : new TlsConfig
+            {
+                Certificate = Path.GetFullPath(certificate),
+                Key = Path.GetFullPath(keyfile!),
+                KeyPassword = result.GetValue(table.SslKeyfilePassword),
+                ProtocolMin = result.GetValue(table.SslProtocolMin)!,
+                ClientCa = clientCa is null ? null : Path.GetFullPath(clientCa),
+                ClientCrls = (result.GetValue(table.SslCrl) ?? []).Select(Path.GetFullPath).ToArray(),
+                ClientVerify = clientVerify,
+            },
             BlockingThreadsIdleTimeoutSeconds = result.GetValue(table.BlockingThreadsIdleTimeout) ?? 30,
             HeaderReadTimeoutMs = result.GetValue(table.Http1HeaderReadTimeout),
             KeepAlive = FlagValue(all, table, table.Http1KeepAlive, @default: true),

@@ -24,6 +24,8 @@ internal sealed partial class OptionTable
     // Implemented.
     public readonly Option<string> Host = Str("--host", "Host address to bind to", "127.0.0.1");
     public readonly Option<int> Port = Int("--port", "Port to bind to (0: any free port)", 8000, min: 0, max: 65535);
+    public readonly Option<string?> Uds = OptionalStr("--uds", "Unix Domain Socket to bind to (instead of --host/--port)");
+    public readonly Option<int?> UdsPermissions = Octal("--uds-permissions", "Unix Domain Socket file permissions (octal, e.g. 660)");
     public readonly Option<string> Interface = Choice("--interface", "Application interface type (auto: detected from the app, see docs)", "auto", "auto", "asgi", "asginl", "rsgi", "wsgi");
     public readonly Option<string> Http = Choice("--http", "HTTP version", "auto", "auto", "1", "2");
     public readonly Option<string> Loop = Choice("--loop", "Event loop implementation", "auto", "auto", "asyncio", "rloop", "uvloop", "winloop");
@@ -51,15 +53,38 @@ internal sealed partial class OptionTable
     public readonly Option<string[]> ReloadIgnorePaths = Many("--reload-ignore-paths", "Absolute paths to ignore changes for");
     public readonly Option<int> ReloadTick = Int("--reload-tick", "How long (ms) changes must settle before reloading", 50, min: 50, max: 5000);
     public readonly Option<bool> ReloadIgnoreWorkerFailure = Flag("--reload-ignore-worker-failure", "With --reload: keep serving the error (503) until a change fixes a worker that fails", false);
+    public readonly Option<bool> WebSockets = Flag("--ws", "Enable websockets handling", true);
     public readonly Option<int?> BlockingThreads = OptionalInt("--blocking-threads", "Number of blocking threads (per worker) [default: wsgi: backpressure / 2; others: 1]", min: 1);
     public readonly Option<int?> BlockingThreadsIdleTimeout = Duration("--blocking-threads-idle-timeout", "Idle timeout for blocking threads, in seconds", 5, 600, 30);
     public readonly Option<int?> Backpressure = OptionalInt("--backpressure", "Maximum number of requests to process concurrently (per worker) [default: backlog / workers]", min: 1);
+    public readonly Option<bool> Http2AdaptiveWindow = Flag("--http2-adaptive-window", "Sets whether to use an adaptive flow control for HTTP2 (no Kestrel equivalent: ignored)", false);
+    public readonly Option<int> Http2InitialConnectionWindowSize = Int("--http2-initial-connection-window-size", "Sets the max connection-level flow control for HTTP2", 1_048_576, min: 1024);
+    public readonly Option<int> Http2InitialStreamWindowSize = Int("--http2-initial-stream-window-size", "Sets the SETTINGS_INITIAL_WINDOW_SIZE option for HTTP2 stream-level flow control", 1_048_576, min: 1024);
+    public readonly Option<int?> Http2KeepAliveInterval = OptionalInt("--http2-keep-alive-interval", "Sets an interval (in milliseconds) for HTTP2 Ping frames", min: 1, max: 60_000);
+    public readonly Option<int?> Http2KeepAliveTimeout = Duration("--http2-keep-alive-timeout", "Sets a timeout for receiving an acknowledgement of the HTTP2 keep-alive ping", 1, null, 20);
+    public readonly Option<int> Http2MaxConcurrentStreams = Int("--http2-max-concurrent-streams", "Sets the SETTINGS_MAX_CONCURRENT_STREAMS option for HTTP2 connections", 200, min: 10);
+    public readonly Option<int> Http2MaxFrameSize = Int("--http2-max-frame-size", "Sets the maximum frame size to use for HTTP2", 16_384, min: 16_384, max: 16_777_215);
+    public readonly Option<int> Http2MaxHeadersSize = Int("--http2-max-headers-size", "Sets the max size of received header frames", 16_777_216, min: 1);
+    public readonly Option<int> Http2MaxSendBufferSize = Int("--http2-max-send-buffer-size", "Set the maximum write buffer size for each HTTP/2 stream", 409_600, min: 1024);
+    public readonly Option<string?> SslCertificate = OptionalStr("--ssl-certificate", "SSL certificate file (PEM, with its chain)");
+    public readonly Option<string?> SslKeyfile = OptionalStr("--ssl-keyfile", "SSL key file (PEM; PKCS#8 when encrypted)");
+    public readonly Option<string?> SslKeyfilePassword = OptionalStr("--ssl-keyfile-password", "SSL key password");
+    public readonly Option<string> SslProtocolMin = Choice("--ssl-protocol-min", "Set the minimum supported protocol for SSL connections", "tls1.3", "tls1.2", "tls1.3");
+    public readonly Option<string?> SslCa = OptionalStr("--ssl-ca", "Root SSL certificate file for client verification");
+    public readonly Option<string[]> SslCrl = Many("--ssl-crl", "SSL CRL file(s)");
+    public readonly Option<bool> SslClientVerify = Flag("--ssl-client-verify", "Verify clients SSL certificates", false);
+    public readonly Option<string[]> StaticPathRoute = Many("--static-path-route", "Route(s) for static file serving [default: /static]");
+    public readonly Option<string[]> StaticPathMount = Many("--static-path-mount", "Path(s) to mount for static file serving");
+    public readonly Option<string?> StaticPathDirToFile = OptionalStr("--static-path-dir-to-file", "Serve the specified file as the index for directory listings");
+    public readonly Option<int?> StaticPathExpires = Duration("--static-path-expires", "Cache headers expiration (in seconds) for static file serving; 0 to disable", 0, null, 86_400);
     public readonly Option<string?> Python = OptionalStr("--python", "Python interpreter to embed (default: $VIRTUAL_ENV/bin/python, else python3 on PATH)");
 
     public OptionTable()
     {
         Register(Host, "HOST");
         Register(Port, "PORT");
+        Register(Uds, "UDS");
+        Register(UdsPermissions, "UDS_PERMISSIONS");
         Register(Interface, "INTERFACE");
         Register(Http, "HTTP");
         Register(Loop, "LOOP");
@@ -88,45 +113,43 @@ internal sealed partial class OptionTable
         Register(ReloadIgnorePaths, "RELOAD_IGNORE_PATHS", split: ':');
         Register(ReloadTick, "RELOAD_TICK");
         Register(ReloadIgnoreWorkerFailure, "RELOAD_IGNORE_WORKER_FAILURE");
+        Register(WebSockets, "WEBSOCKETS");
+        Register(Http2AdaptiveWindow, "HTTP2_ADAPTIVE_WINDOW");
+        Register(Http2InitialConnectionWindowSize, "HTTP2_INITIAL_CONNECTION_WINDOW_SIZE");
+        Register(Http2InitialStreamWindowSize, "HTTP2_INITIAL_STREAM_WINDOW_SIZE");
+        Register(Http2KeepAliveInterval, "HTTP2_KEEP_ALIVE_INTERVAL");
+        Register(Http2KeepAliveTimeout, "HTTP2_KEEP_ALIVE_TIMEOUT");
+        Register(Http2MaxConcurrentStreams, "HTTP2_MAX_CONCURRENT_STREAMS");
+        Register(Http2MaxFrameSize, "HTTP2_MAX_FRAME_SIZE");
+        Register(Http2MaxHeadersSize, "HTTP2_MAX_HEADERS_SIZE");
+        Register(Http2MaxSendBufferSize, "HTTP2_MAX_SEND_BUFFER_SIZE");
+        Register(StaticPathRoute, "STATIC_PATH_ROUTE", split: ' ');
+        Register(StaticPathMount, "STATIC_PATH_MOUNT", split: ':');
+        Register(StaticPathDirToFile, "STATIC_PATH_DIR_TO_FILE");
+        Register(StaticPathExpires, "STATIC_PATH_EXPIRES");
+        Register(SslCertificate, "SSL_CERTIFICATE");
+        Register(SslKeyfile, "SSL_KEYFILE");
+        Register(SslKeyfilePassword, "SSL_KEYFILE_PASSWORD");
+        Register(SslProtocolMin, "SSL_PROTOCOL_MIN");
+        Register(SslCa, "SSL_CA");
+        Register(SslCrl, "SSL_CRL", split: ':');
+        Register(SslClientVerify, "SSL_CLIENT_VERIFY");
         Register(BlockingThreads, "BLOCKING_THREADS");
         Register(BlockingThreadsIdleTimeout, "BLOCKING_THREADS_IDLE_TIMEOUT");
         Register(Backpressure, "BACKPRESSURE");
 
         // Recognised, not implemented yet: using any of them is an error naming it.
-        Later(Str("--uds", "Unix Domain Socket to bind to", ""), "UDS");
-        Later(Str("--uds-permissions", "Unix Domain Socket file permissions (octal)", ""), "UDS_PERMISSIONS");
-        Later(Flag("--ws", "Enable websockets handling", true), "WEBSOCKETS");
         Later(Int("--runtime-threads", "Number of runtime threads (per worker)", 1, min: 1), "RUNTIME_THREADS");
         Later(Int("--runtime-blocking-threads", "Number of runtime I/O blocking threads (per worker)", 512, min: 1), "RUNTIME_BLOCKING_THREADS");
         Later(Choice("--runtime-mode", "Runtime mode to use (single/multi threaded)", "auto", "auto", "mt", "st"), "RUNTIME_MODE");
         Later(Choice("--task-impl", "Async task implementation to use", "asyncio", "asyncio", "rust"), "TASK_IMPL");
         Later(Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections", 417_792, min: 8192), "HTTP1_BUFFER_SIZE");
         Later(Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (experimental)", false), "HTTP1_PIPELINE_FLUSH");
-        Later(Flag("--http2-adaptive-window", "Sets whether to use an adaptive flow control for HTTP2", false), "HTTP2_ADAPTIVE_WINDOW");
-        Later(Int("--http2-initial-connection-window-size", "Sets the max connection-level flow control for HTTP2", 1_048_576, min: 1024), "HTTP2_INITIAL_CONNECTION_WINDOW_SIZE");
-        Later(Int("--http2-initial-stream-window-size", "Sets the SETTINGS_INITIAL_WINDOW_SIZE option for HTTP2 stream-level flow control", 1_048_576, min: 1024), "HTTP2_INITIAL_STREAM_WINDOW_SIZE");
-        Later(Int("--http2-keep-alive-interval", "Sets an interval (in milliseconds) for HTTP2 Ping frames", 0, min: 1, max: 60_000), "HTTP2_KEEP_ALIVE_INTERVAL");
-        Later(Duration("--http2-keep-alive-timeout", "Sets a timeout for receiving an acknowledgement of the HTTP2 keep-alive ping", 1, null, 20), "HTTP2_KEEP_ALIVE_TIMEOUT");
-        Later(Int("--http2-max-concurrent-streams", "Sets the SETTINGS_MAX_CONCURRENT_STREAMS option for HTTP2 connections", 200, min: 10), "HTTP2_MAX_CONCURRENT_STREAMS");
-        Later(Int("--http2-max-frame-size", "Sets the maximum frame size to use for HTTP2", 16_384, min: 1024), "HTTP2_MAX_FRAME_SIZE");
-        Later(Int("--http2-max-headers-size", "Sets the max size of received header frames", 16_777_216, min: 1), "HTTP2_MAX_HEADERS_SIZE");
-        Later(Int("--http2-max-send-buffer-size", "Set the maximum write buffer size for each HTTP/2 stream", 409_600, min: 1024), "HTTP2_MAX_SEND_BUFFER_SIZE");
         Later(Flag("--log", "Enable logging", true), "LOG_ENABLED");
         Later(Str("--log-config", "Logging configuration file (json)", ""), "LOG_CONFIG");
         Later(Flag("--access-log", "Enable access log", false), "LOG_ACCESS_ENABLED");
         Later(Str("--access-log-fmt", "Access log format", ""), "LOG_ACCESS_FMT");
-        Later(Str("--ssl-certificate", "SSL certificate file", ""), "SSL_CERTIFICATE");
-        Later(Str("--ssl-keyfile", "SSL key file", ""), "SSL_KEYFILE");
-        Later(Str("--ssl-keyfile-password", "SSL key password", ""), "SSL_KEYFILE_PASSWORD");
-        Later(Choice("--ssl-protocol-min", "Set the minimum supported protocol for SSL connections", "tls1.3", "tls1.2", "tls1.3"), "SSL_PROTOCOL_MIN");
-        Later(Str("--ssl-ca", "Root SSL certificate file for client verification", ""), "SSL_CA");
-        Later(Many("--ssl-crl", "SSL CRL file(s)"), "SSL_CRL", ':');
-        Later(Flag("--ssl-client-verify", "Verify clients SSL certificates", false), "SSL_CLIENT_VERIFY");
         Later(Many("--env-files", "Environment file(s) to load (.env format)"), "ENV_FILES", ':');
-        Later(Many("--static-path-route", "Route(s) for static file serving"), "STATIC_PATH_ROUTE", ' ');
-        Later(Many("--static-path-mount", "Path(s) to mount for static file serving"), "STATIC_PATH_MOUNT", ':');
-        Later(Str("--static-path-dir-to-file", "File to serve when a directory is requested"), "STATIC_PATH_DIR_TO_FILE");
-        Later(Duration("--static-path-expires", "Cache headers expiration (in seconds) for static file serving; 0 to disable", 0, null, 86_400), "STATIC_PATH_EXPIRES");
         Later(Flag("--metrics", "Enable the Prometheus metrics exporter", false), "METRICS_ENABLED");
         Later(Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection", 1, 60, 15), "METRICS_SCRAPE_INTERVAL");
         Later(Str("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1"), "METRICS_ADDRESS");
@@ -185,6 +208,26 @@ internal sealed partial class OptionTable
         if ((min is { } lo && value < lo) || (max is { } hi && value > hi))
             result.AddError($"Invalid value for '{name}': {value} is not in the range {RangeText(min, max)}.");
         return value;
+    }
+
+    /// <summary>An octal integer, "660" or "0o660" (Granian's OctalIntType); unset (null) unless given.</summary>
+    private static Option<int?> Octal(string name, string help)
+    {
+        var option = new Option<int?>(name) { Description = help };
+        option.CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+            var digits = text.StartsWith("0o", StringComparison.OrdinalIgnoreCase) ? text[2..] : text;
+            try
+            {
+                var value = Convert.ToInt32(digits, 8);
+                if (digits.Length > 0 && value is >= 0 and <= 0xFFF) return value;
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException or OverflowException) { }
+            result.AddError($"Invalid value for '{name}': '{text}' is not a valid octal integer.");
+            return null;
+        };
+        return option;
     }
 
     private static Option<double> Float(string name, string help, double @default)
