@@ -24,7 +24,7 @@ public sealed record StaticMount(string Route, string Directory);
 /// </summary>
 internal sealed class StaticFiles
 {
-    private readonly (PathString Route, ConfinedFiles Files, StaticFileMiddleware Middleware)[] _mounts;
+    private readonly (string Route, ConfinedFiles Files, StaticFileMiddleware Middleware)[] _mounts;
     private readonly string? _dirToFile;
 
     public StaticFiles(IReadOnlyList<StaticMount> mounts, string? dirToFile, int expiresSeconds)
@@ -43,23 +43,33 @@ internal sealed class StaticFiles
                 OnPrepareResponse = cacheControl is null ? _ => { } : context => context.Context.Response.Headers.CacheControl = cacheControl,
             };
             var middleware = new StaticFileMiddleware(NotFound, new NoWebRoot(), Options.Create(options), NullLoggerFactory.Instance);
-            return (new PathString(mount.Route.TrimEnd('/')), files, middleware);
+            return (mount.Route.TrimEnd('/'), files, middleware);
         }).ToArray();
     }
 
-    /// <summary>Serves the request if its path is under a static route; null if the app should have it.</summary>
+    /// <summary>
+    /// Serves the request if its path is under a static route; null if the app should have it.
+    /// Matched as Granian does, on the path as sent (percent-decoded, case-sensitive, dot segments
+    /// kept): a <c>..</c> under a route is resolved inside the mount (and refused), never normalised
+    /// into a path the app would then see differently from how the route saw it.
+    /// </summary>
     public Task? TryServe(IFeatureCollection features)
     {
         var request = features.GetRequiredFeature<IHttpRequestFeature>();
-        var path = new PathString(request.Path);
+        var target = request.RawTarget;
+        if (target.Length == 0 || target[0] != '/') target = request.Path;   // absolute-form: what Kestrel parsed
+        var query = target.IndexOf('?');
+        var path = Uri.UnescapeDataString(query < 0 ? target : target[..query]);
         foreach (var (route, files, middleware) in _mounts)
         {
-            if (!path.StartsWithSegments(route, out var rest)) continue;
+            if (!(path.Length == route.Length || path.Length > route.Length && path[route.Length] == '/')
+                || !path.StartsWith(route, StringComparison.Ordinal)) continue;
+            var rest = path.Length == route.Length ? "/" : path[route.Length..];
             // A directory stands for its --static-path-dir-to-file (the path names it, so its type is right).
-            if (_dirToFile is not null && files.IsDirectory(rest.Value ?? "/"))
-                rest = new PathString((rest.Value ?? "").TrimEnd('/') + "/" + _dirToFile);
+            if (_dirToFile is not null && files.IsDirectory(rest))
+                rest = rest.TrimEnd('/') + "/" + _dirToFile;
             var context = new DefaultHttpContext(features);
-            context.Request.Path = rest;
+            context.Request.Path = new PathString(rest);
             return middleware.Invoke(context);
         }
         return null;
