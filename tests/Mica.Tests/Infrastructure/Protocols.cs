@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Security;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
@@ -217,6 +218,7 @@ public abstract class ProtoServerTests<TFixture>(TFixture fixture) : IClassFixtu
 {
     private ProtoServer? _atStart;
 
+    protected TFixture Fixture => fixture;
     protected ProtoServer Server => fixture.Server;
     protected MicaProcess Mica => fixture.Server.Mica;
 
@@ -357,4 +359,17 @@ public sealed class TestPki
         await Openssl("ca", "-config", P("ca.cnf"), "-keyfile", P("ca.key"), "-cert", P("ca.pem"), "-revoke", P("client1.pem"));
         await Openssl("ca", "-config", P("ca.cnf"), "-keyfile", P("ca.key"), "-cert", P("ca.pem"), "-gencrl", "-out", P("crl.pem"));
     }
+}
+
+public static partial class FileIdentity
+{
+    /// <summary>(st_dev, st_ino) of a path by stat(2) (works for socket files, which cannot be opened); default when absent.</summary>
+    public static unsafe (ulong Device, ulong Inode) Of(string path)
+    {
+        var buffer = stackalloc ulong[32];   // struct stat: 144 bytes on x86-64, 128 on arm64; dev and ino first
+        return stat(path, buffer) == 0 ? (buffer[0], buffer[1]) : default;
+    }
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int stat(string path, ulong* buffer);
 }
