@@ -41,6 +41,21 @@ public sealed partial class Http2Tests(Http2AutoServer fixture) : ProtoServerTes
     }
 
     [Fact]
+    public async Task A_4_MiB_request_body_over_HTTP2_arrives_whole()
+    {
+        // Larger than the default stream and connection windows (1 MiB): flow control must be replenished.
+        var data = System.Security.Cryptography.RandomNumberGenerator.GetBytes(4 * 1024 * 1024);
+        using var client = Clients.Http2(Server.Base);
+        using var response = await client.PostAsync("/digest", new ByteArrayContent(data));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{(int)response.StatusCode}: {text}");
+        Assert.Equal(HttpVersion.Version20, response.Version);
+        var digest = Json.Parse(text);
+        Assert.Equal(data.Length, digest.Int("length"));
+        Assert.Equal(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(data)).ToLowerInvariant(), digest.Str("sha256"));
+    }
+
+    [Fact]
     public async Task HTTP1_1_and_HTTP2_are_served_on_the_same_port_at_the_same_time()
     {
         // An HTTP/2 stream is kept open while HTTP/1.1 and other HTTP/2 requests are served.
@@ -132,7 +147,7 @@ public sealed partial class Http2Tests(Http2AutoServer fixture) : ProtoServerTes
 }
 
 /// <summary>--http 1 and --http 2, --http2-max-concurrent-streams, WSGI over HTTP/2: a server each.</summary>
-public sealed class Http2OptionTests
+public sealed class Http2TestsWithOptions
 {
     [Fact]
     public async Task Http_1_refuses_prior_knowledge_HTTP2_and_serves_HTTP1_1()

@@ -139,6 +139,15 @@ public sealed partial class TlsTests(TlsServer fixture) : ProtoServerTests<TlsSe
     }
 
     [Fact]
+    public async Task H2load_over_TLS_2000_requests_on_two_connections_all_succeed()
+    {
+        var run = (await Tool.RunAsync("h2load", ["-c", "2", "-m", "50", "-n", "2000", Server.Base + "/hello"], TimeSpan.FromSeconds(60))).Ok();
+        Assert.Contains("2000 succeeded, 0 failed, 0 errored, 0 timeout", run.Stdout);
+        Assert.Contains("status codes: 2000 2xx", run.Stdout);
+        Assert.Contains("Application protocol: h2", run.Stdout);
+    }
+
+    [Fact]
     public async Task Plain_http_on_the_TLS_port_is_not_served()
     {
         var result = await Curl.RunAsync($"http://127.0.0.1:{Server.Port}/x");
@@ -152,7 +161,7 @@ public sealed partial class TlsTests(TlsServer fixture) : ProtoServerTests<TlsSe
 }
 
 /// <summary>TLS options that need a server each: encrypted keys, TLS 1.2, WSGI; and start-up errors.</summary>
-public sealed class TlsOptionTests
+public sealed class TlsTestsWithOptions
 {
     private static async Task<(int ExitCode, IReadOnlyList<string> Stderr, TimeSpan Elapsed, MicaProcess Mica)> RunToExitAsync(params string[] args)
     {
@@ -253,6 +262,30 @@ public sealed class TlsOptionTests
     }
 
     [Fact]
+    public async Task A_certificate_file_with_its_chain_sends_the_intermediate()
+    {
+        // The client trusts only the root: the handshake works only if the server sends the intermediate.
+        var pki = await TestPki.GetAsync();
+        await using var server = await ProtoServer.StartAsync("proto_asgi:app",
+            "--ssl-certificate", pki.ChainedServerFullChain, "--ssl-keyfile", pki.ChainedServerKey);
+        var result = await Curl.RunAsync("--cacert", pki.CaCert, server.Base + "/x");
+        Assert.True(result.ExitCode == 0 && result.Status == 200, result.ToString());
+        var tls = result.Json.GetProperty("scope").GetProperty("extensions").GetProperty("tls");
+        Assert.Equal(TestPki.Der(await File.ReadAllTextAsync(pki.ChainedServerLeaf)), TestPki.Der(tls.Str("server_cert")));
+    }
+
+    [Fact]
+    public async Task Http_1_over_TLS_negotiates_HTTP1_1_when_the_client_offers_h2()
+    {
+        var pki = await TestPki.GetAsync();
+        await using var server = await ProtoServer.StartAsync("proto_asgi:app", "--http", "1",
+            "--ssl-certificate", pki.ServerCert, "--ssl-keyfile", pki.ServerKey);
+        var result = await Curl.RunAsync("--cacert", pki.CaCert, "--http2", server.Base + "/x");
+        Assert.True(result.ExitCode == 0 && result.Status == 200, result.ToString());
+        Assert.Equal("1.1", result.HttpVersion);
+    }
+
+    [Fact]
     public async Task Wsgi_over_TLS_has_url_scheme_https_and_HTTPS_on()
     {
         var pki = await TestPki.GetAsync();
@@ -277,7 +310,7 @@ public sealed class TlsOptionalClientCertServer : ProtoServerFixture
     }
 }
 
-public sealed class TlsOptionalClientCertTests(TlsOptionalClientCertServer fixture) : ProtoServerTests<TlsOptionalClientCertServer>(fixture)
+public sealed class TlsTestsOptionalClientCert(TlsOptionalClientCertServer fixture) : ProtoServerTests<TlsOptionalClientCertServer>(fixture)
 {
     [Fact]
     public async Task No_client_certificate_is_served_with_no_name()
@@ -306,7 +339,7 @@ public sealed class TlsOptionalClientCertTests(TlsOptionalClientCertServer fixtu
 }
 
 /// <summary>Mutual TLS: --ssl-ca with --ssl-client-verify, without and with a CRL (client1 revoked).</summary>
-public sealed class TlsClientVerifyTests
+public sealed class TlsTestsClientVerify
 {
     private static async Task<CurlResult> AsClientAsync(ProtoServer server, string? client)
     {

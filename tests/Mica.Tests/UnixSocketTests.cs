@@ -46,7 +46,7 @@ public sealed class UnixSocketTests(UdsServer fixture) : ProtoServerTests<UdsSer
 }
 
 /// <summary>The socket file's life: stale files, a path in use, a regular file, removal on exit; WSGI.</summary>
-public sealed class UnixSocketFileTests
+public sealed class UnixSocketTestsSocketFile
 {
     private static string NewPath() => Path.Combine(Master.TempDir().FullName, "s.sock");
 

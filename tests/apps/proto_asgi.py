@@ -7,6 +7,7 @@ GET /stream?key=K&n=N&delay=S     -> N chunks "chunk I\n", one every S seconds (
                                      "proto-complete K N" once the whole response was sent. The
                                      response has x-client-port (the scope's client port), so that a
                                      test can tell whether two requests shared a connection.
+POST /digest                      -> {"length": N, "sha256": HEX} of the request body
 GET /pathsend?path=P              -> http.response.start (200, content-type) then
                                      http.response.pathsend with path P (as given, even relative)
 anything else                     -> the scope as JSON (bytes decoded as latin-1, tuples as lists)
@@ -14,6 +15,7 @@ websocket                         -> accept, send the scope as JSON text, close 
 """
 
 import asyncio
+import hashlib
 import json
 import sys
 from urllib.parse import parse_qs
@@ -130,6 +132,11 @@ async def app(scope, receive, send):
         await send({"type": "http.response.body", "body": b"hello"})
     elif path == "/stream":
         await _stream(scope, receive, send, query)
+    elif path == "/digest":
+        body = await _drain(receive) or b""
+        data = json.dumps({"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": data})
     elif path == "/pathsend":
         await _pathsend(scope, receive, send, query)
     else:

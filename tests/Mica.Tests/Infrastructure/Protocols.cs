@@ -270,7 +270,8 @@ public static class Clients
 /// <summary>
 /// A throw-away PKI made once per test run with the openssl CLI, in a temp directory: a CA; a
 /// server certificate for localhost and 127.0.0.1 (its key also as encrypted PKCS#8, password
-/// <see cref="KeyPassword"/>); client certificates client1 (revoked in <see cref="Crl"/>) and
+/// <see cref="KeyPassword"/>); another server certificate signed by an intermediate CA (a chain file
+/// with both); client certificates client1 (revoked in <see cref="Crl"/>) and
 /// client2, both signed by the CA; and "stranger", signed by another CA.
 /// </summary>
 public sealed class TestPki
@@ -288,6 +289,10 @@ public sealed class TestPki
     /// <summary>The server key as encrypted PKCS#8 (password <see cref="KeyPassword"/>).</summary>
     public string ServerKeyEncrypted => P("protected.pem");
     public string Crl => P("crl.pem");
+    /// <summary>A server certificate signed by an intermediate CA (itself signed by the CA), followed by the intermediate.</summary>
+    public string ChainedServerFullChain => P("fullchain.pem");
+    public string ChainedServerLeaf => P("chained.pem");
+    public string ChainedServerKey => P("chained.key");
     public string Cert(string name) => P(name + ".pem");
     public string Key(string name) => P(name + ".key");
     private string P(string name) => Path.Combine(Dir, name);
@@ -343,12 +348,15 @@ public sealed class TestPki
         foreach (var (ca, name) in new[] { ("ca", "Mica Test CA"), ("other-ca", "Other Test CA") })
             await Openssl(["req", "-x509", .. NewKey(ca + ".key"), "-out", P(ca + ".pem"), "-days", "3", "-subj", "/CN=" + name,
                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
-        foreach (var (name, ca, ext) in new[] { ("server", "ca", "server.ext"), ("client1", "ca", "client.ext"), ("client2", "ca", "client.ext"), ("stranger", "other-ca", "client.ext") })
+        await File.WriteAllTextAsync(P("inter.ext"), "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n");
+        foreach (var (name, ca, ext) in new[] { ("server", "ca", "server.ext"), ("client1", "ca", "client.ext"), ("client2", "ca", "client.ext"),
+                     ("stranger", "other-ca", "client.ext"), ("inter-ca", "ca", "inter.ext"), ("chained", "inter-ca", "server.ext") })
         {
-            await Openssl(["req", .. NewKey(name + ".key"), "-out", P(name + ".csr"), "-subj", "/CN=" + (name == "server" ? "localhost" : name)]);
+            await Openssl(["req", .. NewKey(name + ".key"), "-out", P(name + ".csr"), "-subj", "/CN=" + (name is "server" or "chained" ? "localhost" : name)]);
             await Openssl("x509", "-req", "-in", P(name + ".csr"), "-CA", P(ca + ".pem"), "-CAkey", P(ca + ".key"), "-CAcreateserial",
                 "-out", P(name + ".pem"), "-days", "3", "-extfile", P(ext));
         }
+        await File.WriteAllTextAsync(P("fullchain.pem"), await File.ReadAllTextAsync(P("chained.pem")) + await File.ReadAllTextAsync(P("inter-ca.pem")));
         await Openssl("pkcs8", "-topk8", "-in", P("server.key"), "-out", P("protected.pem"), "-passout", "pass:" + KeyPassword);
 
         // A CRL revoking client1: `openssl ca` needs a database and a config.
