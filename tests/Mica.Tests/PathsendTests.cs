@@ -8,7 +8,8 @@ namespace Mica.Tests;
 /// <summary>proto_asgi:app on TCP, with a 5 MiB random file and an empty one to send.</summary>
 public sealed class PathsendServer : ProtoServerFixture
 {
-    public string Dir { get; } = Master.TempDir().FullName;
+    private readonly ScratchDir _dir = new();
+    public string Dir => _dir.Path;
     public string BigFile => Path.Combine(Dir, "big.bin");
     public string EmptyFile => Path.Combine(Dir, "empty.bin");
     public byte[] BigHash { get; private set; } = [];
@@ -25,6 +26,12 @@ public sealed class PathsendServer : ProtoServerFixture
             BigHash = SHA256.HashData(data);
         }
         return [];
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        _dir.Dispose();
     }
 }
 
@@ -102,6 +109,34 @@ public sealed class PathsendTests(PathsendServer fixture) : ProtoServerTests<Pat
         using var client = Clients.Http11(Server.Base);
         var again = await client.GetByteArrayAsync(Target(Fixture.BigFile));
         Assert.Equal(Convert.ToHexString(Fixture.BigHash), Convert.ToHexString(SHA256.HashData(again)));
+    }
+
+    [Fact]
+    public async Task The_file_descriptor_is_closed_after_complete_HEAD_and_aborted_responses()
+    {
+        var worker = Mica.WorkerPid;
+        Assert.True(worker != 0, Mica.Dump());
+        int OpenOnFile() => Directory.EnumerateFiles($"/proc/{worker}/fd")
+            .Count(fd => { try { return new FileInfo(fd).LinkTarget == Fixture.BigFile; } catch (IOException) { return false; } });
+
+        using var client = Clients.Http11(Server.Base);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(5 * 1024 * 1024, (await client.GetByteArrayAsync(Target(Fixture.BigFile))).Length);
+            using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, Target(Fixture.BigFile)));
+            Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        }
+        // Responses abandoned after their first bytes: the client closes the connection mid-file.
+        for (var i = 0; i < 5; i++)
+        {
+            using var aborting = Clients.Http11(Server.Base);
+            using var response = await aborting.GetAsync(Target(Fixture.BigFile), HttpCompletionOption.ResponseHeadersRead);
+            await using var body = await response.Content.ReadAsStreamAsync();
+            await body.ReadAtLeastAsync(new byte[1024], 1024);
+        }
+        await Master.WaitUntilAsync(() => OpenOnFile() == 0, "the worker closes its descriptors on the file", TimeSpan.FromSeconds(10));
+        var again = await Curl.OkAsync(Server.Base + "/hello");
+        Assert.Equal("hello", again.BodyText);
     }
 
     [Fact]

@@ -7,9 +7,16 @@ namespace Mica.Tests;
 /// <summary>proto_asgi:app on --uds DIR/s.sock with --uds-permissions 660.</summary>
 public sealed class UdsServer : ProtoServerFixture
 {
-    public string SocketPath { get; } = Path.Combine(Master.TempDir().FullName, "s.sock");
+    private readonly ScratchDir _dir = new();
+    public string SocketPath => _dir.File("s.sock");
     protected override string App => "proto_asgi:app";
     protected override Task<string[]> OptionsAsync() => Task.FromResult<string[]>(["--uds", SocketPath, "--uds-permissions", "660"]);
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        _dir.Dispose();
+    }
 }
 
 /// <summary>Serving on a Unix domain socket: scope, file mode, HTTP/2 over the socket.</summary>
@@ -48,7 +55,6 @@ public sealed class UnixSocketTests(UdsServer fixture) : ProtoServerTests<UdsSer
 /// <summary>The socket file's life: stale files, a path in use, a regular file, removal on exit; WSGI.</summary>
 public sealed class UnixSocketTestsSocketFile
 {
-    private static string NewPath() => Path.Combine(Master.TempDir().FullName, "s.sock");
 
     private static async Task<(int ExitCode, IReadOnlyList<string> Stderr, MicaProcess Mica)> RunToExitAsync(string path)
     {
@@ -60,7 +66,8 @@ public sealed class UnixSocketTestsSocketFile
     [Fact]
     public async Task A_stale_socket_file_is_replaced()
     {
-        var path = NewPath();
+        using var dir = new ScratchDir();
+        var path = dir.File("s.sock");
         // A socket file nobody listens on: bound, then closed without unlinking (a killed server's leftover).
         (await Tool.RunAsync(MicaProcess.Python, ["-c", "import socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()", path])).Ok();
         var stale = FileIdentity.Of(path);
@@ -74,7 +81,8 @@ public sealed class UnixSocketTestsSocketFile
     [Fact]
     public async Task A_path_a_live_server_uses_is_refused_and_the_first_server_keeps_working()
     {
-        var path = NewPath();
+        using var dir = new ScratchDir();
+        var path = dir.File("s.sock");
         await using var first = await ProtoServer.StartAsync("proto_asgi:app", "--uds", path);
         var identity = FileIdentity.Of(path);
         Assert.True(identity != default, "no socket file");
@@ -96,7 +104,8 @@ public sealed class UnixSocketTestsSocketFile
     [Fact]
     public async Task A_regular_file_at_the_path_is_an_error_and_is_not_deleted()
     {
-        var path = NewPath();
+        using var dir = new ScratchDir();
+        var path = dir.File("s.sock");
         await File.WriteAllTextAsync(path, "precious data");
         var (exit, stderr, mica) = await RunToExitAsync(path);
         Assert.True(exit == 1, $"exit code {exit}, expected 1\n{mica.Dump()}");
@@ -110,7 +119,8 @@ public sealed class UnixSocketTestsSocketFile
     [Fact]
     public async Task The_socket_file_is_removed_on_SIGTERM()
     {
-        var path = NewPath();
+        using var dir = new ScratchDir();
+        var path = dir.File("s.sock");
         var server = await ProtoServer.StartAsync("proto_asgi:app", "--uds", path);
         await using (server)
         {
@@ -125,7 +135,8 @@ public sealed class UnixSocketTestsSocketFile
     [Fact]
     public async Task Wsgi_over_the_socket_has_SERVER_NAME_the_path()
     {
-        var path = NewPath();
+        using var dir = new ScratchDir();
+        var path = dir.File("s.sock");
         await using var server = await ProtoServer.StartAsync("proto_wsgi:app", "--interface", "wsgi", "--uds", path);
         var result = await Curl.OkAsync("--unix-socket", path, "http://localhost/w");
         Assert.Equal(path, result.Json.Str("SERVER_NAME"));

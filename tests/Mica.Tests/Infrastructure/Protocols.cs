@@ -207,7 +207,7 @@ public abstract class ProtoServerFixture : IAsyncLifetime
         }
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (_server is not null) await _server.DisposeAsync();
     }
@@ -380,4 +380,18 @@ public static partial class FileIdentity
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int stat(string path, ulong* buffer);
+}
+
+/// <summary>A new empty directory under /tmp (short: Unix socket paths must fit in 108 bytes), deleted on Dispose.</summary>
+public sealed class ScratchDir : IDisposable
+{
+    public string Path { get; } = Master.TempDir().FullName;
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
 }
