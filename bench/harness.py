@@ -91,9 +91,26 @@ def wrk(url, duration, connections):
     return rps, total, (errors.group(1) if errors else ""), int(non2xx.group(1)) if non2xx else 0, p99_ms
 
 
-def measure(name, argv, url, duration, connections, python_thread=None):
-    """Starts the server, warms it up, measures one wrk run, stops it. `python_thread`: the OS
-    name (or "prefix-") of the threads whose CPU per request is reported."""
+def h2load(url, duration, connections, streams=100):
+    """One h2load run (HTTP/2 prior knowledge, `streams` concurrent streams per connection), pinned
+    to the last core, in wrk()'s shape; h2load gives no percentiles, so p99 is the mean time."""
+    last_core = str(os.cpu_count() - 1)
+    out = subprocess.run(["taskset", "-c", last_core, "h2load", "-D", str(duration), "-c", str(connections),
+                          "-m", str(streams), url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    total, failed, errored = int(done.group(2)), int(done.group(3)), int(done.group(4))
+    codes = re.search(r"status codes: (\d+) 2xx", out)
+    non2xx = total - int(codes.group(1)) if codes else 0
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", out)
+    mean_ms = float(mean.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[mean.group(2)] if mean else float("nan")
+    errors = f"failed {failed}, errored {errored}" if failed or errored else ""
+    return rps, total, errors, non2xx, mean_ms
+
+
+def measure(name, argv, url, duration, connections, python_thread=None, load=wrk):
+    """Starts the server, warms it up, measures one `load` run (wrk, or h2load), stops it.
+    `python_thread`: the OS name (or "prefix-") of the threads whose CPU per request is reported."""
     started = time.monotonic()
     # Output to a file, not a pipe: a server that logs under load (waitress) would block on a full pipe.
     log = tempfile.TemporaryFile()
@@ -105,11 +122,11 @@ def measure(name, argv, url, duration, connections, python_thread=None):
         pids = tree(proc.pid)
         worker = pids[-1]
         idle_rss = rss_mib(worker)
-        wrk(url, 2, connections)                         # warm-up (JIT tiers, caches, thread pools)
+        load(url, 3, connections)                        # warm-up (JIT tiers, caches, thread pools)
         tids = thread_ids(worker, python_thread) if python_thread else []
         cpu0 = process_cpu(pids)
         thread0 = sum(cpu_ticks(f"/proc/{worker}/task/{t}/stat") for t in tids)
-        rps, total, errors, non2xx, p99 = wrk(url, duration, connections)
+        rps, total, errors, non2xx, p99 = load(url, duration, connections)
         cpu = (process_cpu(pids) - cpu0) / TICK
         thread = (sum(cpu_ticks(f"/proc/{worker}/task/{t}/stat") for t in tids
                       if os.path.exists(f"/proc/{worker}/task/{t}/stat")) - thread0) / TICK

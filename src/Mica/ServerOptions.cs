@@ -19,6 +19,9 @@ internal sealed record ServerOptions
     public int BlockingThreadsIdleTimeoutSeconds { get; init; } = 30;
     public bool WebSockets { get; init; } = true;
     public string Http { get; init; } = "auto";
+    public IReadOnlyList<Mica.Server.Http.StaticMount> StaticMounts { get; init; } = [];
+    public string? StaticDirToFile { get; init; }
+    public int StaticExpiresSeconds { get; init; } = 86_400;
     public Mica.Server.Hosting.Http2Settings Http2 { get; init; } = new();
     /// <summary>Null: cleartext.</summary>
     public Mica.Server.Hosting.TlsConfig? Tls { get; init; }

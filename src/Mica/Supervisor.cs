@@ -130,6 +130,9 @@ internal sealed class Supervisor(ServerOptions options)
             BlockingThreadsIdleTimeoutSeconds = options.BlockingThreadsIdleTimeoutSeconds,
             WebSockets = options.WebSockets,
             Http = options.Http,
+            StaticMounts = options.StaticMounts,
+            StaticDirToFile = options.StaticDirToFile,
+            StaticExpiresSeconds = options.StaticExpiresSeconds,
             Http2 = options.Http2,
             Tls = options.Tls,
         };

@@ -134,7 +134,7 @@ public sealed class CliTests
 
     [Theory]
     [InlineData("--runtime-threads", "2")]
-    [InlineData("--static-path-mount", "/tmp")]
+    [InlineData("--log-config", "log.json")]
     [InlineData("--metrics")]
     [InlineData("--env-files", ".env")]
     [InlineData("--ssl-certificate", "cert.pem")]

@@ -127,7 +127,8 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>, IAppSe
     /// HTTP/2's extended CONNECT), which the app's accept then uses.
     /// </summary>
     public Task ProcessRequestAsync(AsgiExchange context) =>
-        _webSockets is not null && context.MayUpgrade ? _webSockets.Invoke(context.AsHttpContext()) : context.RunAsync();
+        Services.StaticFiles?.TryServe(context.Features) ??
+        (_webSockets is not null && context.MayUpgrade ? _webSockets.Invoke(context.AsHttpContext()) : context.RunAsync());
 
     public void DisposeContext(AsgiExchange context, Exception? exception)
     {

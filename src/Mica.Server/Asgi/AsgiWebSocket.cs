@@ -41,6 +41,9 @@ internal sealed class AsgiWebSocket(AsgiServer server, WebSocket socket) : IPyth
     private readonly Channel<Outgoing> _outgoing = Channel.CreateUnbounded<Outgoing>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentQueue<bool> _sendResults = new();
     private int _closeSent;
+    private volatile CloseFrame? _sentClose;   // the close the server sent first, if it started the handshake
+
+    private sealed record CloseFrame(int Code, string Reason);
 
     // Python thread only.
     private nint _pendingReceive;                          // an owned reference to a future
@@ -101,6 +104,9 @@ internal sealed class AsgiWebSocket(AsgiServer server, WebSocket socket) : IPyth
                 {
                     var code = (int?)socket.CloseStatus ?? 1005;     // 1005: the close frame had no code
                     var reason = socket.CloseStatusDescription ?? "";
+                    // The client's answer to a close the server started (e.g. 1001 when draining) tells
+                    // the app why the server closed, not what the client echoed.
+                    if (_sentClose is { } ours) (code, reason) = (ours.Code, ours.Reason);
                     CloseFromServer((int)(socket.CloseStatus ?? WebSocketCloseStatus.NormalClosure), reason);   // the handshake's reply
                     Deliver(new Incoming(null, false, code, reason));
                     return;
@@ -156,6 +162,7 @@ internal sealed class AsgiWebSocket(AsgiServer server, WebSocket socket) : IPyth
     {
         if (Interlocked.Exchange(ref _closeSent, 1) == 1) return false;
         if (socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived)) return false;
+        if (socket.State == WebSocketState.Open) _sentClose = new CloseFrame((int)status, reason);   // the server starts the handshake
         try
         {
             await socket.CloseOutputAsync(status, reason, CancellationToken.None);

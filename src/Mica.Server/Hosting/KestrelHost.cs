@@ -25,6 +25,9 @@ internal static class KestrelHost
             // Cleartext HTTP/2 connections carry CleartextHttp2's TLS mark, so their ":scheme: http"
             // must not be refused as a mismatch.
             AllowAlternateSchemes = true,
+            // Header values go out as the app's bytes: latin-1 (PEP 3333's header text, and ASGI's
+            // bytes decoded one char per byte), which Kestrel's default refuses beyond ASCII.
+            ResponseHeaderEncodingSelector = static _ => System.Text.Encoding.Latin1,
             ApplicationServices = Services(loggers),
         };
         options.Limits.RequestHeadersTimeout = TimeSpan.FromMilliseconds(config.HeaderReadTimeoutMs);

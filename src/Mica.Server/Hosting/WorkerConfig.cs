@@ -40,6 +40,9 @@ public sealed record WorkerConfig
     public Http2Settings Http2 { get; init; } = new();
     /// <summary>Null: cleartext.</summary>
     public TlsConfig? Tls { get; init; }
+    public IReadOnlyList<Http.StaticMount> StaticMounts { get; init; } = [];
+    public string? StaticDirToFile { get; init; }
+    public int StaticExpiresSeconds { get; init; } = 86_400;
 }
 
 /// <summary>Granian's <c>--http2-*</c> options.</summary>
@@ -72,4 +75,5 @@ public sealed record WorkerMessage
 [JsonSerializable(typeof(WorkerMessage))]
 [JsonSerializable(typeof(Http2Settings))]
 [JsonSerializable(typeof(TlsConfig))]
+[JsonSerializable(typeof(Http.StaticMount))]
 public sealed partial class ControlJson : JsonSerializerContext;

@@ -46,7 +46,10 @@ public static class WorkerProgram
         _ = WatchMasterAsync(fromMaster, stop);
 
         var drain = new ConnectionDrain();
-        var python = new PythonHost(config, new Http.ExchangeServices(drain, config.KeepAlive, config.Backpressure));
+        var staticFiles = config.StaticMounts.Count > 0
+            ? new Http.StaticFiles(config.StaticMounts, config.StaticDirToFile, config.StaticExpiresSeconds)
+            : null;
+        var python = new PythonHost(config, new Http.ExchangeServices(drain, config.KeepAlive, config.Backpressure, staticFiles));
         python.Start();
         var failure = await python.Started;
         if (failure is not null)

@@ -3,8 +3,11 @@ using Mica.Server.Hosting;
 namespace Mica.Server.Http;
 
 /// <summary>What every request needs from its worker, whatever the interface serving it.</summary>
-internal sealed class ExchangeServices(ConnectionDrain drain, bool keepAlive, int backpressure)
+internal sealed class ExchangeServices(ConnectionDrain drain, bool keepAlive, int backpressure, StaticFiles? staticFiles)
 {
+    /// <summary><c>--static-path-*</c>: requests Kestrel answers from files before the app sees them.</summary>
+    public StaticFiles? StaticFiles { get; } = staticFiles;
+
     public ConnectionDrain Drain { get; } = drain;
 
     /// <summary>Off with --no-http1-keep-alive, and for every response once the worker drains.</summary>

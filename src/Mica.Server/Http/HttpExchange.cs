@@ -17,7 +17,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     private static readonly byte[] InternalServerError = "Internal Server Error"u8.ToArray();
     private static readonly byte[] Forbidden = "Forbidden"u8.ToArray();
 
-    protected readonly IFeatureCollection Features = features;
+    public IFeatureCollection Features { get; } = features;
     protected readonly IHttpRequestFeature Request = features.GetRequiredFeature<IHttpRequestFeature>();
     protected readonly IHttpResponseFeature Response = features.GetRequiredFeature<IHttpResponseFeature>();
     private readonly IHttpResponseBodyFeature _responseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();

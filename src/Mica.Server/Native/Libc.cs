@@ -80,6 +80,21 @@ internal static unsafe partial class Libc
         return (mode & 0xF000) == 0xC000;
     }
 
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint realpath(string path, nint resolved);
+
+    [LibraryImport("libc")]
+    private static partial void free(nint pointer);
+
+    /// <summary>The canonical path (every symlink and <c>..</c> resolved), or null if it does not exist.</summary>
+    public static string? RealPath(string path)
+    {
+        var resolved = realpath(path, 0);
+        if (resolved == 0) return null;
+        try { return Marshal.PtrToStringUTF8(resolved); }
+        finally { free(resolved); }
+    }
+
     /// <summary>Lets a descriptor survive exec, so a worker process inherits it.</summary>
     public static void ClearCloseOnExec(int fd)
     {

@@ -87,9 +87,16 @@ internal static unsafe class NativeModule
     /// </summary>
     public static nint RaiseFrom(Exception e)
     {
-        var (type, message) = e is PythonError pe
-            ? (pe.Type, pe.Message)
-            : (Py.ExcRuntimeError, $"mica internal error: {e.GetType().Name}: {e.Message}");
+        var (type, message) = e switch
+        {
+            PythonError pe => (pe.Type, pe.Message),
+            // A Python error met while serving the call (e.g. a str where bytes belong): raised again
+            // as its own type where it is a common one, so the app's traceback blames the app.
+            PythonException { TypeName: "TypeError" } pe => (Py.ExcTypeError, pe.Message["TypeError: ".Length..]),
+            PythonException { TypeName: "ValueError" } pe => (Py.ExcValueError, pe.Message["ValueError: ".Length..]),
+            PythonException pe => (Py.ExcRuntimeError, pe.Message),
+            _ => (Py.ExcRuntimeError, $"mica internal error: {e.GetType().Name}: {e.Message}"),
+        };
         // PyErr_SetString copies the message, so a temporary NUL-terminated buffer is enough.
         var utf8 = System.Text.Encoding.UTF8.GetBytes(message + "\0");
         fixed (byte* p = utf8) Py.ErrSetString(type, p);

@@ -35,6 +35,21 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
     // Nothing to tell: a pending body read fails by itself, and the next flush reports the loss.
     protected override void OnAborted() { }
 
+    /// <summary>
+    /// The app may leave body bytes it never read, taken before dispatch or by its last read:
+    /// they go back to Kestrel, which then skips the rest of the body and keeps the connection.
+    /// (This runs once the app is done with the request, so no read of the app's is in progress.)
+    /// </summary>
+    protected override ValueTask StopReadingAsync()
+    {
+        if (HasRead)
+        {
+            BodyReader.AdvanceTo(LastRead.Buffer.Start);
+            HasRead = false;
+        }
+        return ValueTask.CompletedTask;
+    }
+
     protected override void OnChunkFlushed(bool ok)
     {
         _flushOk = ok;

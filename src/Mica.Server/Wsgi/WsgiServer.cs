@@ -69,7 +69,7 @@ internal sealed unsafe class WsgiServer : IHttpApplication<WsgiExchange>, IAppSe
 
     public WsgiExchange CreateContext(IFeatureCollection contextFeatures) => new(this, contextFeatures);
 
-    public Task ProcessRequestAsync(WsgiExchange context) => context.RunAsync();
+    public Task ProcessRequestAsync(WsgiExchange context) => Services.StaticFiles?.TryServe(context.Features) ?? context.RunAsync();
 
     public void DisposeContext(WsgiExchange context, Exception? exception)
     {

@@ -126,10 +126,18 @@ class Input:
             while chunk := _read(self.handle, _CHUNK):
                 parts.append(chunk)
             return b"".join(parts)
-        if buffered:
+        if len(buffered) >= size:
             self.buffer = buffered[size:]
             return buffered[:size]
-        return _read(self.handle, size) if size else b""
+        # Like a file: exactly `size` bytes unless the body ends first (werkzeug, for one, takes a
+        # short read for a client that went away).
+        self.buffer = b""
+        parts = [buffered] if buffered else []
+        missing = size - len(buffered)
+        while missing > 0 and (chunk := _read(self.handle, missing)):
+            parts.append(chunk)
+            missing -= len(chunk)
+        return b"".join(parts)
 
     def readline(self, size=-1):
         limit = None if size is None or size < 0 else size

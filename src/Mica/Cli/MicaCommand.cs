@@ -88,6 +88,15 @@ internal static class MicaCommand
         if (blockingThreads > 1 && iface is "asgi" or "asginl" or "rsgi")
             return Fail($"Invalid value for '--blocking-threads': {blockingThreads}; the {iface} interface runs the app on one Python thread, so only wsgi takes more than 1.");
         var workers = result.GetValue(table.Workers);
+        var staticMounts = result.GetValue(table.StaticPathMount) ?? [];
+        var staticRoutes = result.GetValue(table.StaticPathRoute) ?? [];
+        if (staticMounts.FirstOrDefault(m => !Directory.Exists(m)) is { } missingMount)
+            return Fail($"Invalid value for '--static-path-mount': Directory '{missingMount}' does not exist.");
+        if (staticRoutes.Length == 0 && staticMounts.Length == 1) staticRoutes = ["/static"];
+        if (staticMounts.Length > 0 && staticRoutes.Length != staticMounts.Length)
+            return Fail("Options '--static-path-route' and '--static-path-mount' must be given the same number of times.");
+        if (staticRoutes.FirstOrDefault(r => !r.StartsWith('/')) is { } badRoute)
+            return Fail($"Invalid value for '--static-path-route': '{badRoute}' must start with '/'.");
         var backlog = result.GetValue(table.Backlog);
 
         var options = new ServerOptions
@@ -104,6 +113,9 @@ internal static class MicaCommand
             BlockingThreads = blockingThreads,
             WebSockets = FlagValue(all, table, table.WebSockets, @default: true),
             Http = http,
+            StaticMounts = staticMounts.Select((mount, i) => new Mica.Server.Http.StaticMount(staticRoutes[i], Path.GetFullPath(mount))).ToArray(),
+            StaticDirToFile = result.GetValue(table.StaticPathDirToFile),
+            StaticExpiresSeconds = result.GetValue(table.StaticPathExpires) ?? 86_400,
             Http2 = new Http2Settings
             {
                 MaxConcurrentStreams = result.GetValue(table.Http2MaxConcurrentStreams),

@@ -73,6 +73,10 @@ internal sealed partial class OptionTable
     public readonly Option<string?> SslCa = OptionalStr("--ssl-ca", "Root SSL certificate file for client verification");
     public readonly Option<string[]> SslCrl = Many("--ssl-crl", "SSL CRL file(s)");
     public readonly Option<bool> SslClientVerify = Flag("--ssl-client-verify", "Verify clients SSL certificates", false);
+    public readonly Option<string[]> StaticPathRoute = Many("--static-path-route", "Route(s) for static file serving [default: /static]");
+    public readonly Option<string[]> StaticPathMount = Many("--static-path-mount", "Path(s) to mount for static file serving");
+    public readonly Option<string?> StaticPathDirToFile = OptionalStr("--static-path-dir-to-file", "Serve the specified file as the index for directory listings");
+    public readonly Option<int?> StaticPathExpires = Duration("--static-path-expires", "Cache headers expiration (in seconds) for static file serving; 0 to disable", 0, null, 86_400);
     public readonly Option<string?> Python = OptionalStr("--python", "Python interpreter to embed (default: $VIRTUAL_ENV/bin/python, else python3 on PATH)");
 
     public OptionTable()
@@ -119,6 +123,10 @@ internal sealed partial class OptionTable
         Register(Http2MaxFrameSize, "HTTP2_MAX_FRAME_SIZE");
         Register(Http2MaxHeadersSize, "HTTP2_MAX_HEADERS_SIZE");
         Register(Http2MaxSendBufferSize, "HTTP2_MAX_SEND_BUFFER_SIZE");
+        Register(StaticPathRoute, "STATIC_PATH_ROUTE", split: ' ');
+        Register(StaticPathMount, "STATIC_PATH_MOUNT", split: ':');
+        Register(StaticPathDirToFile, "STATIC_PATH_DIR_TO_FILE");
+        Register(StaticPathExpires, "STATIC_PATH_EXPIRES");
         Register(SslCertificate, "SSL_CERTIFICATE");
         Register(SslKeyfile, "SSL_KEYFILE");
         Register(SslKeyfilePassword, "SSL_KEYFILE_PASSWORD");
@@ -142,10 +150,6 @@ internal sealed partial class OptionTable
         Later(Flag("--access-log", "Enable access log", false), "LOG_ACCESS_ENABLED");
         Later(Str("--access-log-fmt", "Access log format", ""), "LOG_ACCESS_FMT");
         Later(Many("--env-files", "Environment file(s) to load (.env format)"), "ENV_FILES", ':');
-        Later(Many("--static-path-route", "Route(s) for static file serving"), "STATIC_PATH_ROUTE", ' ');
-        Later(Many("--static-path-mount", "Path(s) to mount for static file serving"), "STATIC_PATH_MOUNT", ':');
-        Later(Str("--static-path-dir-to-file", "File to serve when a directory is requested"), "STATIC_PATH_DIR_TO_FILE");
-        Later(Duration("--static-path-expires", "Cache headers expiration (in seconds) for static file serving; 0 to disable", 0, null, 86_400), "STATIC_PATH_EXPIRES");
         Later(Flag("--metrics", "Enable the Prometheus metrics exporter", false), "METRICS_ENABLED");
         Later(Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection", 1, 60, 15), "METRICS_SCRAPE_INTERVAL");
         Later(Str("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1"), "METRICS_ADDRESS");
