@@ -41,6 +41,15 @@ public sealed partial class Http2Tests(Http2AutoServer fixture) : ProtoServerTes
     }
 
     [Fact]
+    public async Task Httpx_prior_knowledge_50_concurrent_requests_are_all_HTTP2()
+    {
+        var summary = await Httpx.GetAsync(Server.Base + "/x", n: 50, h2Only: true);
+        Assert.Equal(50, summary.GetProperty("versions").Int("HTTP/2"));
+        Assert.Equal(50, summary.GetProperty("statuses").Int("200"));
+        Assert.Equal("2", Json.Parse(summary.GetProperty("bodies")[0].GetString()!).GetProperty("scope").Str("http_version"));
+    }
+
+    [Fact]
     public async Task A_4_MiB_request_body_over_HTTP2_arrives_whole()
     {
         // Larger than the default stream and connection windows (1 MiB): flow control must be replenished.

@@ -74,6 +74,16 @@ public sealed partial class TlsTests(TlsServer fixture) : ProtoServerTests<TlsSe
     }
 
     [Fact]
+    public async Task Httpx_over_TLS_negotiates_HTTP2_for_20_concurrent_requests()
+    {
+        var pki = await TestPki.GetAsync();
+        var summary = await Httpx.GetAsync(Server.Base + "/x", n: 20, cacert: pki.CaCert);
+        Assert.Equal(20, summary.GetProperty("versions").Int("HTTP/2"));
+        Assert.Equal(20, summary.GetProperty("statuses").Int("200"));
+        Assert.Equal("https", Json.Parse(summary.GetProperty("bodies")[0].GetString()!).GetProperty("scope").Str("scheme"));
+    }
+
+    [Fact]
     public async Task Tls_extension_gives_server_cert_no_client_cert_TLS_1_3_and_the_cipher_suite()
     {
         var pki = await TestPki.GetAsync();
@@ -367,6 +377,10 @@ public sealed class TlsTestsClientVerify
         AssertServedAs(await AsClientAsync(server, "client1"), "CN=client1");
         AssertRefused(await AsClientAsync(server, "stranger"), "a client with a certificate from another CA");
         AssertServedAs(await AsClientAsync(server, "client2"), "CN=client2");
+        // Another client stack (Python's ssl through httpx) with a CA-signed certificate.
+        var summary = await Httpx.GetAsync(server.Base + "/x", cacert: pki.CaCert, cert: pki.Cert("client2"), key: pki.Key("client2"));
+        Assert.Equal(1, summary.GetProperty("statuses").Int("200"));
+        Assert.Equal("CN=client2", Json.Parse(summary.GetProperty("bodies")[0].GetString()!).GetProperty("scope").GetProperty("extensions").GetProperty("tls").Str("client_cert_name"));
         Assert.True(server.IsAlive, server.Mica.Dump());
     }
 

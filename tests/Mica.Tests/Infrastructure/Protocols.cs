@@ -237,6 +237,21 @@ public abstract class ProtoServerTests<TFixture>(TFixture fixture) : IClassFixtu
     }
 }
 
+/// <summary>Python's httpx (with h2) as a client: tests/apps/proto_httpx_client.py, run by /usr/bin/python3.</summary>
+public static class Httpx
+{
+    /// <summary><paramref name="n"/> concurrent GETs of <paramref name="url"/> on one AsyncClient; the script's JSON summary.</summary>
+    public static async Task<JsonElement> GetAsync(string url, int n = 1, bool h2Only = false, string? cacert = null, string? cert = null, string? key = null)
+    {
+        List<string> args = [Path.Combine(MicaProcess.AppsDir, "proto_httpx_client.py"), url, "--n", n.ToString()];
+        if (h2Only) args.Add("--h2-only");
+        if (cacert is not null) args.AddRange(["--cacert", cacert]);
+        if (cert is not null) args.AddRange(["--cert", cert, "--key", key!]);
+        var run = (await Tool.RunAsync(MicaProcess.Python, args, TimeSpan.FromSeconds(30))).Ok();
+        return Json.Parse(run.Stdout);
+    }
+}
+
 /// <summary>HttpClients for HTTP/2 (prior knowledge on cleartext, ALPN over TLS) and HTTP/1.1.</summary>
 public static class Clients
 {
