@@ -61,6 +61,11 @@ internal sealed class WorkerProcess
         start.ArgumentList.Add(WorkerProgram.Command);
         start.ArgumentList.Add(toWorker.GetClientHandleAsString());
         start.ArgumentList.Add(fromWorker.GetClientHandleAsString());
+        // Socket completions run on .NET's epoll threads instead of hopping to the thread pool: the
+        // continuations are Kestrel's parsing and the hand-off to Python, all short (the app never
+        // runs there). Measured with bench/asgi_hello.py: ~20% less CPU per request. A value set by
+        // the user is kept.
+        start.Environment.TryAdd("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
         var process = Process.Start(start) ?? throw new StartupError("cannot start a worker process");
         // Our copies of the child's ends must close, or end-of-stream would never be seen.
         toWorker.DisposeLocalCopyOfClientHandle();
