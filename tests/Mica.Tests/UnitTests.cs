@@ -1,11 +1,12 @@
 using System.Text;
 using Mica.Cli;
 using Mica.Server.Asgi;
+using Mica.Server.Http;
 using Xunit;
 
 namespace Mica.Tests;
 
-/// <summary><c>AsgiScope.PercentDecode</c> (Mica.Server, internal, visible to Mica.Tests).</summary>
+/// <summary><c>RequestTarget.PercentDecode</c> (Mica.Server, internal, visible to Mica.Tests).</summary>
 public sealed class PercentDecodeTests
 {
     private static byte[] Decode(string source) => Decode(Encoding.Latin1.GetBytes(source));
@@ -13,7 +14,7 @@ public sealed class PercentDecodeTests
     private static byte[] Decode(byte[] source)
     {
         var destination = new byte[source.Length];
-        var n = AsgiScope.PercentDecode(source, destination);
+        var n = RequestTarget.PercentDecode(source, destination);
         return destination[..n];
     }
 

@@ -359,21 +359,11 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
     }
 
     /// <summary>Completes a future the app is awaiting (unless it was cancelled) and drops our reference.</summary>
-    private unsafe void Resolve(ref nint future, nint value)
+    private void Resolve(ref nint future, nint value)
     {
         if (future == 0) return;
         var f = future;
         future = 0;
-        try
-        {
-            var args = stackalloc nint[2] { f, value };
-            var result = Py.Vectorcall(_server.ResolveFunction, args, 2, 0);
-            if (result == 0) throw PythonException.Fetch();
-            Py.DecRef(result);
-        }
-        finally
-        {
-            Py.DecRef(f);
-        }
+        _server.Resolve(f, value);
     }
 }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Text;
+using Mica.Server.Http;
 using Mica.Server.Python;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
@@ -243,74 +244,27 @@ internal sealed unsafe class AsgiScope
     private static string HostString(IPAddress address) =>
         address.IsIPv4MappedToIPv6 ? address.MapToIPv4().ToString() : address.ToString();
 
-    /// <summary>
-    /// <c>path</c> (percent-decoded, UTF-8), <c>raw_path</c> and <c>query_string</c> from the raw
-    /// request target. Kestrel's own <c>Path</c> is not used: it keeps <c>%2F</c> encoded and
-    /// removes dot segments, while ASGI wants the target as sent, fully decoded.
-    /// </summary>
+    /// <summary><c>path</c> (percent-decoded, UTF-8), <c>raw_path</c> and <c>query_string</c> from the target as sent.</summary>
     private void SetTarget(nint d, IHttpRequestFeature request)
     {
-        var target = request.RawTarget;
-        if (target.Length == 0 || target[0] != '/')
-            target = request.Path + request.QueryString;   // absolute-form or '*': use what Kestrel parsed
-        if (target.Length == 0) target = "/";
-        var q = target.IndexOf('?');
-        var rawPath = q < 0 ? target.AsSpan() : target.AsSpan(0, q);
-        var query = q < 0 ? [] : target.AsSpan(q + 1);
-
-        var rawLength = Encoding.UTF8.GetByteCount(rawPath);
-        var rented = rawLength > 512 ? ArrayPool<byte>.Shared.Rent(rawLength * 2) : null;
-        var buffer = rented ?? stackalloc byte[1024];
-        try
+        var target = RequestTarget.Of(request);
+        target.WithPathBytes((this, d), static (raw, decoded, state) =>
         {
-            var raw = buffer[..rawLength];
-            Encoding.UTF8.GetBytes(rawPath, raw);
-            using (var rawBytes = PyStr.Bytes(raw)) Set(d, _rawPath, rawBytes.Handle);
-            var decoded = buffer.Slice(rawLength, rawLength);
-            var n = PercentDecode(raw, decoded);
+            var (scope, dict) = state;
+            using (var rawBytes = PyStr.Bytes(raw)) Set(dict, scope._rawPath, rawBytes.Handle);
             fixed (byte* p = decoded)
             {
-                using var path = PyRef.Steal(Py.UnicodeDecodeUTF8(p, n, PyStr.Utf8Z("replace")));
-                Set(d, _path, path.Handle);
+                using var path = PyRef.Steal(Py.UnicodeDecodeUTF8(p, decoded.Length, PyStr.Utf8Z("replace")));
+                Set(dict, scope._path, path.Handle);
             }
-        }
-        finally
-        {
-            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
-        }
-        if (query.IsEmpty) Set(d, _queryString, _emptyBytes);
+        });
+        if (!target.HasQuery || target.Query.IsEmpty) Set(d, _queryString, _emptyBytes);
         else
         {
-            using var qs = PyStr.Latin1Bytes(query.ToString());
+            using var qs = PyStr.Latin1Bytes(target.Query.ToString());
             Set(d, _queryString, qs.Handle);
         }
     }
-
-    /// <summary>%XX → byte; a malformed escape is kept as it is (as urllib.parse.unquote does).</summary>
-    internal static int PercentDecode(ReadOnlySpan<byte> source, Span<byte> destination)
-    {
-        var n = 0;
-        for (var i = 0; i < source.Length; i++)
-        {
-            var c = source[i];
-            if (c == '%' && i + 2 < source.Length
-                && HexValue(source[i + 1]) is var hi and >= 0 && HexValue(source[i + 2]) is var lo and >= 0)
-            {
-                destination[n++] = (byte)(hi << 4 | lo);
-                i += 2;
-            }
-            else destination[n++] = c;
-        }
-        return n;
-    }
-
-    private static int HexValue(byte c) => c switch
-    {
-        >= (byte)'0' and <= (byte)'9' => c - '0',
-        >= (byte)'a' and <= (byte)'f' => c - 'a' + 10,
-        >= (byte)'A' and <= (byte)'F' => c - 'A' + 10,
-        _ => -1,
-    };
 
     /// <summary>
     /// [(name, value), ...] as lowercase-name byte pairs. Kestrel groups values by header name, so the

@@ -29,7 +29,7 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>, IAppSe
     // Owned for the worker's life.
     public nint DispatchFunction { get; }
     public nint WebSocketDispatchFunction { get; }
-    public nint ResolveFunction { get; }
+    private nint ResolveFunction { get; }
     public nint EmptyBytes { get; }
     /// <summary>
     /// The state dict copied into each scope: lifespan's, or an empty one without lifespan (Granian
@@ -99,6 +99,25 @@ internal sealed unsafe class AsgiServer : IHttpApplication<AsgiExchange>, IAppSe
         using var fd = PyRef.Steal(Py.LongFromLong(server.Loop.EventFd));
         using (PyCall.Method(server._pyLoop, "add_reader", fd.Handle, drain.Handle)) { }
         return (server, null);
+    }
+
+    /// <summary>
+    /// Python thread: completes a future an app awaits (unless it was cancelled meanwhile) and
+    /// drops the caller's reference to it.
+    /// </summary>
+    public unsafe void Resolve(nint future, nint value)
+    {
+        try
+        {
+            var args = stackalloc nint[2] { future, value };
+            var result = Py.Vectorcall(ResolveFunction, args, 2, 0);
+            if (result == 0) throw PythonException.Fetch();
+            Py.DecRef(result);
+        }
+        finally
+        {
+            Py.DecRef(future);
+        }
     }
 
     public Task<KestrelServer> ListenAsync(WorkerConfig config) => KestrelHost.StartAsync(config, this, Services.Drain);

@@ -297,19 +297,5 @@ internal sealed class AsgiWebSocket(AsgiServer server, WebSocket socket) : IPyth
         _pendingReceive = 0;
     }
 
-    /// <summary>Completes a future (unless cancelled) and drops our reference to it.</summary>
-    private unsafe void Resolve(nint future, nint value)
-    {
-        try
-        {
-            var args = stackalloc nint[2] { future, value };
-            var result = Py.Vectorcall(server.ResolveFunction, args, 2, 0);
-            if (result == 0) throw PythonException.Fetch();
-            Py.DecRef(result);
-        }
-        finally
-        {
-            Py.DecRef(future);
-        }
-    }
+    private void Resolve(nint future, nint value) => server.Resolve(future, value);
 }

@@ -55,11 +55,7 @@ internal sealed class StaticFiles
     /// </summary>
     public Task? TryServe(IFeatureCollection features)
     {
-        var request = features.GetRequiredFeature<IHttpRequestFeature>();
-        var target = request.RawTarget;
-        if (target.Length == 0 || target[0] != '/') target = request.Path;   // absolute-form: what Kestrel parsed
-        var query = target.IndexOf('?');
-        var path = Uri.UnescapeDataString(query < 0 ? target : target[..query]);
+        var path = Uri.UnescapeDataString(RequestTarget.Of(features.GetRequiredFeature<IHttpRequestFeature>()).RawPath.ToString());
         foreach (var (route, files, middleware) in _mounts)
         {
             if (!(path.Length == route.Length || path.Length > route.Length && path[route.Length] == '/')

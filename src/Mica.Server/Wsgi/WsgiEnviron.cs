@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Text;
-using Mica.Server.Asgi;
+using Mica.Server.Http;
 using Mica.Server.Python;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -178,36 +178,20 @@ internal sealed unsafe class WsgiEnviron : IDisposable
     /// </summary>
     private void SetTarget(nint d, IHttpRequestFeature request)
     {
-        var target = request.RawTarget;
-        if (target.Length == 0 || target[0] != '/')
-            target = request.Path + request.QueryString;   // absolute-form or '*': use what Kestrel parsed
-        if (target.Length == 0) target = "/";
-        var q = target.IndexOf('?');
-        var rawPath = q < 0 ? target.AsSpan() : target.AsSpan(0, q);
-
-        var rawLength = Encoding.UTF8.GetByteCount(rawPath);
-        var rented = rawLength > 512 ? ArrayPool<byte>.Shared.Rent(rawLength * 2) : null;
-        var buffer = rented ?? stackalloc byte[1024];
-        try
+        var target = RequestTarget.Of(request);
+        target.WithPathBytes((this, d), static (_, decoded, state) =>
         {
-            var raw = buffer[..rawLength];
-            Encoding.UTF8.GetBytes(rawPath, raw);
-            var decoded = buffer.Slice(rawLength, rawLength);
-            var n = AsgiScope.PercentDecode(raw, decoded);
-            var path = decoded[..n];
-            var prefixLength = _prefixText.Length;
-            if (prefixLength > 0 && path.Length >= prefixLength && Encoding.Latin1.GetString(path[..prefixLength]) == _prefixText
+            var (environ, dict) = state;
+            ReadOnlySpan<byte> path = decoded;
+            var prefixLength = environ._prefixText.Length;
+            if (prefixLength > 0 && path.Length >= prefixLength && Encoding.Latin1.GetString(path[..prefixLength]) == environ._prefixText
                 && (path.Length == prefixLength || path[prefixLength] == '/'))
                 path = path[prefixLength..];
-            Set(d, _scriptName, _prefix);
-            fixed (byte* p = path) SetNew(d, _pathInfo, PyRef.Steal(Py.UnicodeDecodeLatin1(p, path.Length, null)));
-        }
-        finally
-        {
-            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
-        }
-        if (q < 0) Set(d, _queryString, _empty);
-        else SetNew(d, _queryString, PyStr.FromChars(target.AsSpan(q + 1)));
+            Set(dict, environ._scriptName, environ._prefix);
+            fixed (byte* p = path) SetNew(dict, environ._pathInfo, PyRef.Steal(Py.UnicodeDecodeLatin1(p, path.Length, null)));
+        });
+        if (!target.HasQuery) Set(d, _queryString, _empty);
+        else SetNew(d, _queryString, PyStr.FromChars(target.Query));
     }
 
     private void SetServer(nint d, IHttpConnectionFeature connection)

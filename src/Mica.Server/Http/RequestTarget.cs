@@ -1,0 +1,86 @@
+using System.Buffers;
+using System.Text;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Mica.Server.Http;
+
+/// <summary>
+/// The request target as the client sent it, split into path and query: what the ASGI scope, the
+/// WSGI environ and the static routes start from. Kestrel's own <c>Path</c> is not used: it keeps
+/// <c>%2F</c> encoded and removes dot segments, while the interfaces want the target as sent.
+/// </summary>
+internal readonly ref struct RequestTarget
+{
+    /// <summary>The path, still percent-encoded.</summary>
+    public ReadOnlySpan<char> RawPath { get; }
+    /// <summary>The query without its '?'; empty when there is none.</summary>
+    public ReadOnlySpan<char> Query { get; }
+    public bool HasQuery { get; }
+
+    private RequestTarget(ReadOnlySpan<char> rawPath, ReadOnlySpan<char> query, bool hasQuery)
+    {
+        RawPath = rawPath;
+        Query = query;
+        HasQuery = hasQuery;
+    }
+
+    public static RequestTarget Of(IHttpRequestFeature request)
+    {
+        var target = request.RawTarget;
+        if (target.Length == 0 || target[0] != '/')
+            target = request.Path + request.QueryString;   // absolute-form or '*': use what Kestrel parsed
+        if (target.Length == 0) target = "/";
+        var q = target.IndexOf('?');
+        return q < 0 ? new RequestTarget(target, [], false) : new RequestTarget(target.AsSpan(0, q), target.AsSpan(q + 1), true);
+    }
+
+    public delegate void PathAction<TState>(ReadOnlySpan<byte> raw, Span<byte> decoded, TState state);
+
+    /// <summary>
+    /// Calls <paramref name="action"/> with the path's UTF-8 bytes as sent and percent-decoded,
+    /// in a stack or pooled buffer (no allocation for the usual short path).
+    /// </summary>
+    public void WithPathBytes<TState>(TState state, PathAction<TState> action)
+    {
+        var rawLength = Encoding.UTF8.GetByteCount(RawPath);
+        var rented = rawLength > 512 ? ArrayPool<byte>.Shared.Rent(rawLength * 2) : null;
+        var buffer = rented ?? stackalloc byte[1024];
+        try
+        {
+            var raw = buffer[..rawLength];
+            Encoding.UTF8.GetBytes(RawPath, raw);
+            var decoded = buffer.Slice(rawLength, rawLength);
+            action(raw, decoded[..PercentDecode(raw, decoded)], state);
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>%XX → byte; a malformed escape is kept as it is (as urllib.parse.unquote does).</summary>
+    internal static int PercentDecode(ReadOnlySpan<byte> source, Span<byte> destination)
+    {
+        var n = 0;
+        for (var i = 0; i < source.Length; i++)
+        {
+            var c = source[i];
+            if (c == '%' && i + 2 < source.Length
+                && HexValue(source[i + 1]) is var hi and >= 0 && HexValue(source[i + 2]) is var lo and >= 0)
+            {
+                destination[n++] = (byte)(hi << 4 | lo);
+                i += 2;
+            }
+            else destination[n++] = c;
+        }
+        return n;
+    }
+
+    private static int HexValue(byte c) => c switch
+    {
+        >= (byte)'0' and <= (byte)'9' => c - '0',
+        >= (byte)'a' and <= (byte)'f' => c - 'a' + 10,
+        >= (byte)'A' and <= (byte)'F' => c - 'A' + 10,
+        _ => -1,
+    };
+}
