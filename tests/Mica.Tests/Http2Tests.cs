@@ -26,6 +26,29 @@ public sealed partial class Http2Tests(Http2AutoServer fixture) : ProtoServerTes
     }
 
     [Fact]
+    public async Task Curl_upgrade_h2c_switches_and_the_request_itself_is_answered_over_HTTP2()
+    {
+        // curl --http2 on cleartext sends "Upgrade: h2c" with HTTP2-Settings; the 101 is followed by
+        // the response to that very request as HTTP/2 stream 1, with its path, query and headers.
+        var result = await Curl.OkAsync("--http2", "-H", "X-Probe: h2c", Server.Base + "/upgraded?q=1");
+        Assert.Equal("2", result.HttpVersion);
+        var scope = result.Json.GetProperty("scope");
+        Assert.Equal("2", scope.Str("http_version"));
+        Assert.Equal("/upgraded", scope.Str("path"));
+        Assert.Equal("q=1", scope.Str("query_string"));
+        Assert.Contains("h2c", result.Json.GetRawText(), StringComparison.Ordinal);
+        var after = await Curl.OkAsync("--http2", Server.Base + "/second");
+        Assert.Equal("2", after.HttpVersion);
+    }
+
+    [Fact]
+    public async Task An_upgrade_h2c_request_with_a_body_stays_HTTP1_1()
+    {
+        var result = await Curl.OkAsync("--http2", "-d", "payload", Server.Base + "/post");
+        Assert.Equal("1.1", result.HttpVersion);
+    }
+
+    [Fact]
     public async Task HttpClient_prior_knowledge_gets_HTTP2_with_a_request_body()
     {
         using var client = Clients.Http2(Server.Base);

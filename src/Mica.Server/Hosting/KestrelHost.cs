@@ -45,7 +45,7 @@ internal static class KestrelHost
             };
             listen.Use(drain.Count);
             if (https is not null) listen.UseHttps(https);                    // ALPN picks h2 or http/1.1
-            else if (config.Http == "auto") listen.Use(CleartextHttp2.Detect);  // the preface picks h2
+            else if (config.Http == "auto") listen.Use(CleartextHttp2.Detect(options.Limits.RequestHeadersTimeout));  // preface or h2c upgrade
         });
 
         // Inline scheduling: Kestrel parses and writes on the socket's own I/O thread instead of
