@@ -108,13 +108,24 @@ def h2load(url, duration, connections, streams=100):
     return rps, total, errors, non2xx, mean_ms
 
 
-def measure(name, argv, url, duration, connections, python_thread=None, load=wrk):
+def kestrel_hello(port):
+    """argv (built first) of bench/kestrel_hello: Kestrel alone answering "Hello, world!" — the ceiling."""
+    project = os.path.join(ROOT, "bench", "kestrel_hello")
+    subprocess.run(["dotnet", "build", project, "-c", "Release", "-v", "quiet", "-nologo"], check=True, stdout=subprocess.DEVNULL)
+    return [os.path.join(ROOT, "artifacts", "bin", "KestrelHello", "release", "KestrelHello"), str(port)]
+
+
+# Mica's workers run socket completions inline (WorkerProcess.cs); the ceiling gets the same.
+INLINE_COMPLETIONS = {**os.environ, "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS": "1"}
+
+
+def measure(name, argv, url, duration, connections, python_thread=None, load=wrk, env=None):
     """Starts the server, warms it up, measures one `load` run (wrk, or h2load), stops it.
     `python_thread`: the OS name (or "prefix-") of the threads whose CPU per request is reported."""
     started = time.monotonic()
     # Output to a file, not a pipe: a server that logs under load (waitress) would block on a full pipe.
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(argv, cwd=APPS, stdout=log, stderr=log)
+    proc = subprocess.Popen(argv, cwd=APPS, stdout=log, stderr=log, env=env)
     try:
         wait_for_200(url)
         first_200 = time.monotonic() - started

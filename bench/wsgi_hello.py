@@ -3,7 +3,8 @@
 
 For each server and body, in one run: requests/s, ratio to gunicorn gthread, p99 latency, the
 server's CPU per request, and for Mica the CPU per request of its `mica-wsgi-N` threads (the
-Python side, from /proc/PID/task/TID/stat). wrk -t1 -c64, pinned to the last core, 1 worker each;
+Python side, from /proc/PID/task/TID/stat). The 13 B run also measures the ceiling: Kestrel alone
+(bench/kestrel_hello, no Python) answering the same bytes. wrk -t1 -c64, pinned to the last core, 1 worker each;
 gunicorn gthread with its default thread count, as in Granian's own benchmark.
 
     bench/wsgi_hello.py [--duration 10] [--connections 64]
@@ -17,7 +18,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import PYTHON, ROOT, error_text, free_port, measure  # noqa: E402
+from harness import INLINE_COMPLETIONS, PYTHON, ROOT, error_text, free_port, kestrel_hello, measure  # noqa: E402
 
 SERVERS = {
     "mica": lambda port: [os.path.join(ROOT, "mica"), "--python", PYTHON, "--interface", "wsgi", "--port", str(port),
@@ -47,6 +48,10 @@ def main():
             port = free_port()
             results.append(measure(name, argv(port), f"http://127.0.0.1:{port}{path}", args.duration, args.connections,
                                    python_thread="mica-wsgi-" if name == "mica" else None))
+        if path == "/":
+            port = free_port()
+            results.append(measure("raw Kestrel, no Python (ceiling)", kestrel_hello(port), f"http://127.0.0.1:{port}/",
+                                   args.duration, args.connections, env=INLINE_COMPLETIONS))
         base = next(r["rps"] for r in results if r["name"] == BASELINE)
         for r in results:
             py = f"{r['python_us']:.1f}" if r["python_us"] is not None else "-"
