@@ -19,8 +19,14 @@ namespace Mica.Server.Asgi;
 /// <see cref="ResponseSteps"/> (Python → Kestrel). Python objects are touched on the Python thread
 /// only.
 /// </summary>
+/// <remarks>
+/// Over HTTP/1.1 the response is written on the thread pool: writing there means a socket send,
+/// which must not hold up the event loop. Over HTTP/2 a response only becomes frames queued for
+/// the connection's own writer, so the Python thread writes it inline and saves a thread hop
+/// (bench/http2_hello.py: ~55k → ~61k requests/s, server CPU 23 → 22 µs per request).
+/// </remarks>
 internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection features)
-    : HttpExchange(server.Services, features, inlineSteps: false), IPythonWork
+    : HttpExchange(server.Services, features, inlineSteps: features.GetRequiredFeature<IHttpRequestFeature>().Protocol == "HTTP/2"), IPythonWork
 {
     private readonly AsgiServer _server = server;
     // Work kinds posted to the Python thread.

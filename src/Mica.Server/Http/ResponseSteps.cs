@@ -33,9 +33,10 @@ internal readonly record struct ResponseStep(StepKind Kind, int Status, byte[]? 
 /// (the single consumer). Reusable awaiting without allocation.
 /// </summary>
 /// <param name="inline">
-/// Run the Kestrel task's continuation on the producing thread, which must then add steps with the
-/// GIL released (WSGI threads: the response is written without a hop to the thread pool). Otherwise
-/// continuations run on the thread pool (the ASGI event loop thread must not write sockets).
+/// Run the Kestrel task's continuation on the producing thread: WSGI threads (which add steps with
+/// the GIL released, and write their responses themselves), and the ASGI event loop for HTTP/2
+/// (where writing only queues frames). Otherwise continuations run on the thread pool: the event
+/// loop must not wait on HTTP/1.1 socket sends.
 /// </param>
 internal sealed class ResponseSteps(bool inline) : IValueTaskSource<ResponseStep>
 {
