@@ -19,6 +19,8 @@ internal sealed record ServerOptions
     public int BlockingThreadsIdleTimeoutSeconds { get; init; } = 30;
     public bool WebSockets { get; init; } = true;
     public string Http { get; init; } = "auto";
+    /// <summary>dotenv files for the workers' environment (<see cref="Mica.EnvFiles"/>).</summary>
+    public IReadOnlyList<string> EnvFiles { get; init; } = [];
     public IReadOnlyList<Mica.Server.Http.StaticMount> StaticMounts { get; init; } = [];
     public string? StaticDirToFile { get; init; }
     public int StaticExpiresSeconds { get; init; } = 86_400;

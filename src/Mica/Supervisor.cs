@@ -30,6 +30,7 @@ internal sealed class Supervisor(ServerOptions options)
     private readonly Queue<WorkerProcess> _toReplace = new();
     private readonly SystemdNotifier _systemd = SystemdNotifier.FromEnvironment();
     private Listener? _listener;
+    private IReadOnlyDictionary<string, string> _workerEnvironment = new Dictionary<string, string>();
     private ErrorResponder? _errorPage;   // created with the listener under --reload-ignore-worker-failure
     private PythonInstall? _python;
     private int _target;
@@ -59,6 +60,7 @@ internal sealed class Supervisor(ServerOptions options)
             try { TlsSetup.Load(tls); }
             catch (StartupException e) { throw new StartupError(e.Message); }
         }
+        _workerEnvironment = EnvFiles.Load(options.EnvFiles);
         // The PID file comes first: a second instance must fail before touching the port.
         using var pidFile = options.PidFile is { } path ? PidFile.Create(path) : null;
         using var listener = Listener.FromSystemd()
@@ -136,7 +138,7 @@ internal sealed class Supervisor(ServerOptions options)
             Http2 = options.Http2,
             Tls = options.Tls,
         };
-        var worker = WorkerProcess.Spawn(id, config, _events.Writer, respawned, replacing);
+        var worker = WorkerProcess.Spawn(id, config, _workerEnvironment, _events.Writer, respawned, replacing);
         _workers.Add(worker);
         Log.Info($"Spawned {worker.Name}{(replacing is null ? "" : $" to replace {replacing.Name}")}");
         return worker;

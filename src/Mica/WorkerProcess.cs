@@ -51,7 +51,9 @@ internal sealed class WorkerProcess
 
     public string Name => $"worker-{Id} (pid {Pid})";
 
-    public static WorkerProcess Spawn(int id, WorkerConfig config, ChannelWriter<SupervisorEvent> events, bool respawned, WorkerProcess? replacing)
+    /// <param name="environment">Variables added to the worker's environment (--env-files).</param>
+    public static WorkerProcess Spawn(int id, WorkerConfig config, IReadOnlyDictionary<string, string> environment,
+        ChannelWriter<SupervisorEvent> events, bool respawned, WorkerProcess? replacing)
     {
         var toWorker = new AnonymousPipeServerStream(PipeDirection.Out, HandleInheritability.Inheritable);
         var fromWorker = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.Inheritable);
@@ -66,6 +68,7 @@ internal sealed class WorkerProcess
         // runs there). Measured with bench/asgi_hello.py: ~20% less CPU per request. A value set by
         // the user is kept.
         start.Environment.TryAdd("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         var process = Process.Start(start) ?? throw new StartupError("cannot start a worker process");
         // Our copies of the child's ends must close, or end-of-stream would never be seen.
         toWorker.DisposeLocalCopyOfClientHandle();

@@ -136,7 +136,7 @@ public sealed class CliTests
     [InlineData("--runtime-threads", "2")]
     [InlineData("--log-config", "log.json")]
     [InlineData("--metrics")]
-    [InlineData("--env-files", ".env")]
+    [InlineData("--runtime-mode", "st")]
     [InlineData("--ssl-certificate", "cert.pem")]
     [InlineData("--access-log")]
     public async Task Unimplemented_option_exits_2_naming_it(params string[] option)

@@ -88,6 +88,9 @@ internal static class MicaCommand
         if (blockingThreads > 1 && iface is "asgi" or "asginl" or "rsgi")
             return Fail($"Invalid value for '--blocking-threads': {blockingThreads}; the {iface} interface runs the app on one Python thread, so only wsgi takes more than 1.");
         var workers = result.GetValue(table.Workers);
+        var envFiles = result.GetValue(table.EnvFiles) ?? [];
+        if (envFiles.FirstOrDefault(f => !File.Exists(f)) is { } missingEnvFile)
+            return Fail($"Invalid value for '--env-files': File '{missingEnvFile}' does not exist.");
         var staticMounts = result.GetValue(table.StaticPathMount) ?? [];
         var staticRoutes = result.GetValue(table.StaticPathRoute) ?? [];
         if (staticMounts.FirstOrDefault(m => !Directory.Exists(m)) is { } missingMount)
@@ -113,6 +116,7 @@ internal static class MicaCommand
             BlockingThreads = blockingThreads,
             WebSockets = FlagValue(all, table, table.WebSockets, @default: true),
             Http = http,
+            EnvFiles = envFiles.Select(Path.GetFullPath).ToArray(),
             StaticMounts = staticMounts.Select((mount, i) => new Mica.Server.Http.StaticMount(staticRoutes[i], Path.GetFullPath(mount))).ToArray(),
             StaticDirToFile = result.GetValue(table.StaticPathDirToFile),
             StaticExpiresSeconds = result.GetValue(table.StaticPathExpires) ?? 86_400,

@@ -77,6 +77,7 @@ internal sealed partial class OptionTable
     public readonly Option<string[]> StaticPathMount = Many("--static-path-mount", "Path(s) to mount for static file serving");
     public readonly Option<string?> StaticPathDirToFile = OptionalStr("--static-path-dir-to-file", "Serve the specified file as the index for directory listings");
     public readonly Option<int?> StaticPathExpires = Duration("--static-path-expires", "Cache headers expiration (in seconds) for static file serving; 0 to disable", 0, null, 86_400);
+    public readonly Option<string[]> EnvFiles = Many("--env-files", "Environment file(s) to load (.env format)");
     public readonly Option<string?> Python = OptionalStr("--python", "Python interpreter to embed (default: $VIRTUAL_ENV/bin/python, else python3 on PATH)");
 
     public OptionTable()
@@ -127,6 +128,7 @@ internal sealed partial class OptionTable
         Register(StaticPathMount, "STATIC_PATH_MOUNT", split: ':');
         Register(StaticPathDirToFile, "STATIC_PATH_DIR_TO_FILE");
         Register(StaticPathExpires, "STATIC_PATH_EXPIRES");
+        Register(EnvFiles, "ENV_FILES", split: ':');
         Register(SslCertificate, "SSL_CERTIFICATE");
         Register(SslKeyfile, "SSL_KEYFILE");
         Register(SslKeyfilePassword, "SSL_KEYFILE_PASSWORD");
@@ -149,7 +151,6 @@ internal sealed partial class OptionTable
         Later(Str("--log-config", "Logging configuration file (json)", ""), "LOG_CONFIG");
         Later(Flag("--access-log", "Enable access log", false), "LOG_ACCESS_ENABLED");
         Later(Str("--access-log-fmt", "Access log format", ""), "LOG_ACCESS_FMT");
-        Later(Many("--env-files", "Environment file(s) to load (.env format)"), "ENV_FILES", ':');
         Later(Flag("--metrics", "Enable the Prometheus metrics exporter", false), "METRICS_ENABLED");
         Later(Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection", 1, 60, 15), "METRICS_SCRAPE_INTERVAL");
         Later(Str("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1"), "METRICS_ADDRESS");
