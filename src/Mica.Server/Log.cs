@@ -1,6 +1,7 @@
 namespace Mica.Server;
 
-public enum LogLevel { Debug, Info, Warning, Error, Critical }
+/// <summary>Off: nothing is logged (<c>--no-log</c>).</summary>
+public enum LogLevel { Debug, Info, Warning, Error, Critical, Off }
 
 /// <summary>
 /// Mica's own log lines, master and worker alike, in the same format as the Python side's
@@ -33,13 +34,14 @@ public static class Log
         Console.Error.Write(line.Replace("+00:00", "+0000"));
     }
 
-    /// <summary>Parses Granian's level names (<c>warn</c> and <c>notset</c> included).</summary>
+    /// <summary>Parses Granian's level names (<c>warn</c> and <c>notset</c> included), and <c>off</c> for <c>--no-log</c>.</summary>
     public static LogLevel Parse(string name) => name.ToLowerInvariant() switch
     {
         "debug" or "notset" => LogLevel.Debug,
         "info" => LogLevel.Info,
         "warning" or "warn" => LogLevel.Warning,
         "error" => LogLevel.Error,
+        "off" => LogLevel.Off,
         _ => LogLevel.Critical,
     };
 }

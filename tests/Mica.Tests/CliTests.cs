@@ -214,6 +214,38 @@ public sealed class CliTests
 public sealed class ServeOptionTests
 {
     [Fact]
+    public async Task No_log_serves_and_writes_nothing_even_for_an_app_exception()
+    {
+        int port;
+        using (var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        }
+        await using var mica = await MicaProcess.LaunchAsync(
+            ["--python", MicaProcess.Python, "--working-dir", MicaProcess.AppsDir, "--port", port.ToString(), "--no-log", "raw_app:app"], raw: true);
+        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        HttpResponseMessage? failed = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                failed = await client.GetAsync("/raise-before-start?key=nolog");
+                break;
+            }
+            catch (HttpRequestException)
+            {
+                await Task.Delay(50);
+            }
+        }
+        Assert.NotNull(failed);
+        Assert.Equal(System.Net.HttpStatusCode.InternalServerError, failed.StatusCode);
+        Assert.Equal(0, await mica.StopAsync());
+        Assert.Empty(mica.ServerStderrLines);
+    }
+
+    [Fact]
     public async Task Factory_flag_calls_the_factory()
     {
         await using var mica = await MicaProcess.StartAsync("factory_app:create_app", ["--factory"]);

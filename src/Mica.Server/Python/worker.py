@@ -23,8 +23,11 @@ def setup(working_dir, argv0, log_level):
     handler.setFormatter(logging.Formatter(
         "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s", "%Y-%m-%d %H:%M:%S %z"))
     logger.addHandler(handler)
-    logger.setLevel(log_level.upper())
     logger.propagate = False
+    if log_level == "off":          # --no-log
+        logger.disabled = True
+    else:
+        logger.setLevel(log_level.upper())
 
 
 class LoadError(Exception):

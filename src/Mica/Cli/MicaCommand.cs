@@ -146,7 +146,8 @@ internal static class MicaCommand
             UrlPathPrefix = (result.GetValue(table.UrlPathPrefix) ?? "").TrimEnd('/'),
             Factory = FlagValue(all, table, table.Factory, @default: false),
             WorkingDir = Path.GetFullPath(workingDir ?? Directory.GetCurrentDirectory()),
-            LogLevel = result.GetValue(table.LogLevel)!,
+            // --no-log silences master, workers and the app's "mica" logger alike (Granian's log_enabled).
+            LogLevel = FlagValue(all, table, table.LogEnabled, @default: true) ? result.GetValue(table.LogLevel)! : "off",
             WorkersKillTimeoutSeconds = result.GetValue(table.WorkersKillTimeout),
             Python = result.GetValue(table.Python),
             Workers = workers,

@@ -35,6 +35,7 @@ internal sealed partial class OptionTable
     public readonly Option<string?> UrlPathPrefix = OptionalStr("--url-path-prefix", "URL path prefix the app is mounted on");
     public readonly Option<bool> Factory = Flag("--factory", "Treat target as a factory function, that should be invoked to build the actual target", false);
     public readonly Option<string?> WorkingDir = OptionalStr("--working-dir", "Set the working directory");
+    public readonly Option<bool> LogEnabled = Flag("--log", "Enable logging", true);
     public readonly Option<string> LogLevel = Choice("--log-level", "Log level", "info", "critical", "error", "warning", "warn", "info", "debug", "notset");
     public readonly Option<int?> WorkersKillTimeout = Duration("--workers-kill-timeout", "The amount of time in seconds to wait for killing workers that refused to gracefully stop", min: 1, max: 1800);
     public readonly Option<int> Workers = Int("--workers", "Number of worker processes", 1, min: 1);
@@ -95,6 +96,7 @@ internal sealed partial class OptionTable
         Register(UrlPathPrefix, "URL_PATH_PREFIX");
         Register(Factory, "FACTORY");
         Register(WorkingDir, "WORKING_DIR");
+        Register(LogEnabled, "LOG_ENABLED");
         Register(LogLevel, "LOG_LEVEL");
         Register(WorkersKillTimeout, "WORKERS_KILL_TIMEOUT");
         Register(Python, "PYTHON");
@@ -147,7 +149,6 @@ internal sealed partial class OptionTable
         Later(Choice("--task-impl", "Async task implementation to use", "asyncio", "asyncio", "rust"), "TASK_IMPL");
         Later(Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections", 417_792, min: 8192), "HTTP1_BUFFER_SIZE");
         Later(Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (experimental)", false), "HTTP1_PIPELINE_FLUSH");
-        Later(Flag("--log", "Enable logging", true), "LOG_ENABLED");
         Later(Str("--log-config", "Logging configuration file (json)", ""), "LOG_CONFIG");
         Later(Flag("--access-log", "Enable access log", false), "LOG_ACCESS_ENABLED");
         Later(Str("--access-log-fmt", "Access log format", ""), "LOG_ACCESS_FMT");
