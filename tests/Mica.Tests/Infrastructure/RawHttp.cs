@@ -62,17 +62,21 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
     public async Task<RawResponse> ReadResponseAsync(string requestMethod = "GET")
     {
         var head = await ReadHeadAsync();
-        byte[] body;
-        if (requestMethod == "HEAD" || head.Status is (>= 100 and < 200) or 204 or 304) body = [];
-        else if (head.IsChunked)
+        return head with { Body = await ReadBodyAsync(head, requestMethod) };
+    }
+
+    /// <summary>The body of the response whose head was just read (content-length, chunked, or to end of stream).</summary>
+    public async Task<byte[]> ReadBodyAsync(RawResponse head, string requestMethod = "GET")
+    {
+        if (requestMethod == "HEAD" || head.Status is (>= 100 and < 200) or 204 or 304) return [];
+        if (head.IsChunked)
         {
             using var all = new MemoryStream();
             while (await ReadChunkAsync() is { Length: > 0 } chunk) all.Write(chunk);
-            body = all.ToArray();
+            return all.ToArray();
         }
-        else if (head.Header("content-length") is { } length) body = await ReadExactlyAsync(int.Parse(length, CultureInfo.InvariantCulture));
-        else body = await ReadToEndAsync();
-        return head with { Body = body };
+        if (head.Header("content-length") is { } length) return await ReadExactlyAsync(int.Parse(length, CultureInfo.InvariantCulture));
+        return await ReadToEndAsync();
     }
 
     /// <summary>Reads the status line and headers (body left unread).</summary>
@@ -136,7 +140,8 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
         return all.ToArray();
     }
 
-    private async Task<byte[]> ReadExactlyAsync(int count)
+    /// <summary>Exactly <paramref name="count"/> bytes (buffered ones first).</summary>
+    public async Task<byte[]> ReadExactlyAsync(int count)
     {
         var result = new byte[count];
         var have = Math.Min(count, _end - _start);

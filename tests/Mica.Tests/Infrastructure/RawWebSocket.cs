@@ -1,6 +1,4 @@
-using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -19,28 +17,19 @@ public sealed record WsFrame(bool Fin, int Opcode, byte[] Payload)
 /// <summary>
 /// A websocket client written by hand over one TCP connection (RFC 6455): the exact handshake
 /// request, the raw response head (status, every header, the body of a refusal), frames in and out,
-/// and an abort that resets the connection without a close frame. Every read is bounded by
-/// <see cref="Timeout"/>.
+/// and an abort that resets the connection without a close frame. The bytes go through a
+/// <see cref="RawConnection"/>, so every read is bounded by its timeout.
 /// </summary>
 public sealed class RawWebSocket : IAsyncDisposable, IDisposable
 {
-    private readonly TcpClient _client;
-    private readonly NetworkStream _stream;
-    private byte[] _buffer = new byte[64 * 1024];
-    private int _start, _end;
+    private readonly RawConnection _connection;
 
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(15);
-    public IPEndPoint LocalEndPoint => (IPEndPoint)_client.Client.LocalEndPoint!;
+    public IPEndPoint LocalEndPoint => _connection.LocalEndPoint;
     /// <summary>The handshake response: status line and headers (and the body when it is not 101).</summary>
     public RawResponse Response { get; private set; } = null!;
     public string Key { get; } = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
 
-    private RawWebSocket(TcpClient client)
-    {
-        _client = client;
-        _client.NoDelay = true;
-        _stream = client.GetStream();
-    }
+    private RawWebSocket(RawConnection connection) => _connection = connection;
 
     /// <summary>The value a server must answer in Sec-WebSocket-Accept for <paramref name="key"/>.</summary>
     public static string AcceptFor(string key) =>
@@ -53,18 +42,15 @@ public sealed class RawWebSocket : IAsyncDisposable, IDisposable
     /// </summary>
     public static async Task<RawWebSocket> ConnectAsync(MicaProcess mica, string target, params string[] extraHeaders)
     {
-        var client = new TcpClient(AddressFamily.InterNetwork);
-        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
-            await client.ConnectAsync(mica.Host, mica.Port, cts.Token);
-        var ws = new RawWebSocket(client);
+        var ws = new RawWebSocket(await RawConnection.ConnectAsync(mica));
         try
         {
             var request = $"GET {target} HTTP/1.1\r\nHost: localhost:{mica.Port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + $"Sec-WebSocket-Key: {ws.Key}\r\nSec-WebSocket-Version: 13\r\n"
                 + string.Concat(extraHeaders.Select(h => h + "\r\n")) + "\r\n";
-            await ws.WriteAsync(Encoding.Latin1.GetBytes(request));
-            ws.Response = await ws.ReadHeadAsync();
-            if (ws.Response.Status != 101) ws.Response = ws.Response with { Body = await ws.ReadBodyAsync(ws.Response) };
+            await ws._connection.SendAsync(request);
+            ws.Response = await ws._connection.ReadHeadAsync();
+            if (ws.Response.Status != 101) ws.Response = ws.Response with { Body = await ws._connection.ReadBodyAsync(ws.Response) };
             return ws;
         }
         catch
@@ -97,7 +83,7 @@ public sealed class RawWebSocket : IAsyncDisposable, IDisposable
         var frame = new byte[header.Count + payload.Length];
         header.CopyTo(frame);
         for (var i = 0; i < payload.Length; i++) frame[header.Count + i] = (byte)(payload[i] ^ mask[i & 3]);
-        return WriteAsync(frame);
+        return _connection.SendAsync(frame);
     }
 
     public Task SendTextAsync(string text) => SendFrameAsync(WsFrame.TextOpcode, Encoding.UTF8.GetBytes(text));
@@ -115,23 +101,23 @@ public sealed class RawWebSocket : IAsyncDisposable, IDisposable
     /// <summary>The next frame from the server (which must not be masked).</summary>
     public async Task<WsFrame> ReceiveFrameAsync()
     {
-        var head = await ReadExactlyAsync(2);
+        var head = await _connection.ReadExactlyAsync(2);
         var fin = (head[0] & 0x80) != 0;
         var opcode = head[0] & 0x0F;
         if ((head[1] & 0x80) != 0) throw new InvalidDataException("the server sent a masked frame");
         long length = head[1] & 0x7F;
         if (length == 126)
         {
-            var ext = await ReadExactlyAsync(2);
+            var ext = await _connection.ReadExactlyAsync(2);
             length = ext[0] << 8 | ext[1];
         }
         else if (length == 127)
         {
-            var ext = await ReadExactlyAsync(8);
+            var ext = await _connection.ReadExactlyAsync(8);
             length = 0;
             foreach (var b in ext) length = length << 8 | b;
         }
-        return new WsFrame(fin, opcode, await ReadExactlyAsync(checked((int)length)));
+        return new WsFrame(fin, opcode, await _connection.ReadExactlyAsync(checked((int)length)));
     }
 
     /// <summary>The next data frame, answering pings on the way.</summary>
@@ -146,137 +132,12 @@ public sealed class RawWebSocket : IAsyncDisposable, IDisposable
     }
 
     /// <summary>True when the server closes the TCP connection (end of stream or reset) within <paramref name="within"/>.</summary>
-    public async Task<bool> WaitClosedAsync(TimeSpan within)
-    {
-        _start = _end = 0;
-        using var cts = new CancellationTokenSource(within);
-        var scratch = new byte[16 * 1024];
-        try
-        {
-            while (await _stream.ReadAsync(scratch, cts.Token) > 0) { }
-            return true;
-        }
-        catch (OperationCanceledException) { return false; }
-        catch (IOException) { return true; }
-    }
+    public Task<bool> WaitClosedAsync(TimeSpan within) => _connection.WaitClosedAsync(within);
 
     /// <summary>Resets the connection (RST, no close frame, no FIN).</summary>
-    public void Abort()
-    {
-        _client.Client.LingerState = new LingerOption(true, 0);
-        _client.Close();
-    }
+    public void Abort() => _connection.Abort();
 
-    // ------------------------------------------------------------------ bytes
+    public void Dispose() => _connection.Dispose();
 
-    private async Task WriteAsync(ReadOnlyMemory<byte> bytes)
-    {
-        using var cts = new CancellationTokenSource(Timeout);
-        await _stream.WriteAsync(bytes, cts.Token);
-        await _stream.FlushAsync(cts.Token);
-    }
-
-    private async Task<RawResponse> ReadHeadAsync()
-    {
-        var statusLine = await ReadLineAsync() ?? throw new EndOfStreamException("connection closed before a response");
-        var parts = statusLine.Split(' ', 3);
-        if (parts.Length < 2 || !parts[0].StartsWith("HTTP/", StringComparison.Ordinal))
-            throw new InvalidDataException($"not a status line: '{statusLine}'");
-        var headers = new List<(string, string)>();
-        while (true)
-        {
-            var line = await ReadLineAsync() ?? throw new EndOfStreamException("connection closed inside the response head");
-            if (line.Length == 0) break;
-            var colon = line.IndexOf(':');
-            headers.Add((line[..colon].Trim(), line[(colon + 1)..].Trim()));
-        }
-        return new RawResponse(parts[0], int.Parse(parts[1], CultureInfo.InvariantCulture), parts.Length > 2 ? parts[2] : "", headers, []);
-    }
-
-    private async Task<byte[]> ReadBodyAsync(RawResponse head)
-    {
-        if (head.Status is (>= 100 and < 200) or 204 or 304) return [];
-        if (head.IsChunked)
-        {
-            using var all = new MemoryStream();
-            while (true)
-            {
-                var sizeLine = await ReadLineAsync() ?? throw new EndOfStreamException("connection closed before a chunk");
-                var size = int.Parse(sizeLine.Split(';')[0].Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-                if (size == 0)
-                {
-                    while (await ReadLineAsync() is { Length: > 0 }) { }
-                    return all.ToArray();
-                }
-                all.Write(await ReadExactlyAsync(size));
-                await ReadLineAsync();
-            }
-        }
-        if (head.Header("content-length") is { } length) return await ReadExactlyAsync(int.Parse(length, CultureInfo.InvariantCulture));
-        using var rest = new MemoryStream();
-        rest.Write(_buffer, _start, _end - _start);
-        _start = _end = 0;
-        using var cts = new CancellationTokenSource(Timeout);
-        var scratch = new byte[16 * 1024];
-        int n;
-        while ((n = await _stream.ReadAsync(scratch, cts.Token)) > 0) rest.Write(scratch, 0, n);
-        return rest.ToArray();
-    }
-
-    private async Task<byte[]> ReadExactlyAsync(int count)
-    {
-        var result = new byte[count];
-        var have = Math.Min(count, _end - _start);
-        Array.Copy(_buffer, _start, result, 0, have);
-        _start += have;
-        if (have < count)
-        {
-            using var cts = new CancellationTokenSource(Timeout);
-            await _stream.ReadExactlyAsync(result.AsMemory(have), cts.Token);
-        }
-        return result;
-    }
-
-    private async Task<string?> ReadLineAsync()
-    {
-        using var cts = new CancellationTokenSource(Timeout);
-        while (true)
-        {
-            var span = _buffer.AsSpan(_start, _end - _start);
-            var lf = span.IndexOf((byte)'\n');
-            if (lf >= 0)
-            {
-                var length = lf > 0 && span[lf - 1] == '\r' ? lf - 1 : lf;
-                var line = Encoding.Latin1.GetString(span[..length]);
-                _start += lf + 1;
-                return line;
-            }
-            if (_start > 0)
-            {
-                Array.Copy(_buffer, _start, _buffer, 0, _end - _start);
-                _end -= _start;
-                _start = 0;
-            }
-            if (_end == _buffer.Length) Array.Resize(ref _buffer, _buffer.Length * 2);
-            var n = await _stream.ReadAsync(_buffer.AsMemory(_end), cts.Token);
-            if (n == 0)
-            {
-                if (_end == 0) return null;
-                throw new EndOfStreamException($"connection closed inside a line: '{Encoding.Latin1.GetString(_buffer, 0, _end)}'");
-            }
-            _end += n;
-        }
-    }
-
-    public void Dispose()
-    {
-        _stream.Dispose();
-        _client.Dispose();
-    }
-
-    public ValueTask DisposeAsync()
-    {
-        Dispose();
-        return ValueTask.CompletedTask;
-    }
+    public ValueTask DisposeAsync() => _connection.DisposeAsync();
 }
