@@ -271,6 +271,9 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
     public unsafe void Send(nint status, nint headers, nint body, bool more, nint future)
     {
         if (_sentFinal) throw new PythonError(Py.ExcRuntimeError, "the response is already complete");
+        // The body first: if it is not bytes, nothing has been rented yet. (A buffer rented before
+        // an error elsewhere is only left to the garbage collector.)
+        var (bodyBuffer, bodyLength) = PyStr.CopyToPooled(body);
         byte[]? headerBuffer = null;
         var headerLength = 0;
         var statusCode = 0;
@@ -280,29 +283,16 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
             if (statusCode == -1 && Py.ErrOccurred() != 0) throw PythonException.Fetch();
             (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, text: false);
         }
-        byte[]? bodyBuffer = null;
-        ReadOnlySpan<byte> data;
-        try { data = PyStr.AsSpan(body); }
-        catch
-        {
-            if (headerBuffer is not null) ArrayPool<byte>.Shared.Return(headerBuffer);
-            throw;
-        }
-        if (data.Length > 0)
-        {
-            bodyBuffer = ArrayPool<byte>.Shared.Rent(data.Length);
-            data.CopyTo(bodyBuffer);
-        }
         if (more)
         {
             Py.IncRef(future);
             _pendingFlush = future;
-            Steps.Add(new ResponseStep(StepKind.Chunk, statusCode, headerBuffer, headerLength, bodyBuffer, data.Length));
+            Steps.Add(new ResponseStep(StepKind.Chunk, statusCode, headerBuffer, headerLength, bodyBuffer, bodyLength));
         }
         else
         {
             _sentFinal = true;
-            Steps.Add(new ResponseStep(StepKind.Final, statusCode, headerBuffer, headerLength, bodyBuffer, data.Length));
+            Steps.Add(new ResponseStep(StepKind.Final, statusCode, headerBuffer, headerLength, bodyBuffer, bodyLength));
             // Like uvicorn: once the response is complete, a receive() waiting for the disconnect returns.
             Resolve(ref _pendingDisconnect, Py.None);
         }

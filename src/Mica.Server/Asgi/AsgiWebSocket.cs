@@ -244,28 +244,11 @@ internal sealed class AsgiWebSocket(AsgiServer server, WebSocket socket) : IPyth
     /// <summary><c>_mica.ws_send(handle, data, future)</c>: str is sent as a text message, bytes as binary.</summary>
     public unsafe void Send(nint data, nint future)
     {
-        byte[] buffer;
-        int length;
-        bool text;
-        if (Py.UnicodeGetLength(data) >= 0)
-        {
-            nint n;
-            var p = Py.UnicodeAsUTF8AndSize(data, &n);
-            if (p == null) throw PythonException.Fetch();
-            length = (int)n;
-            buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
-            new ReadOnlySpan<byte>(p, length).CopyTo(buffer);
-            text = true;
-        }
-        else
-        {
-            Py.ErrClear();
-            var bytes = PyStr.AsSpan(data);
-            length = bytes.Length;
-            buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
-            bytes.CopyTo(buffer);
-            text = false;
-        }
+        var text = PyStr.TryAsUtf8(data, out var utf8);
+        var payload = text ? utf8 : PyStr.AsSpan(data);
+        var length = payload.Length;
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
+        payload.CopyTo(buffer);
         Py.IncRef(future);
         if (!_outgoing.Writer.TryWrite(new Outgoing(buffer, length, text, false, 0, null, Acknowledge: true)))
         {

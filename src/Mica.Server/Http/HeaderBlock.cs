@@ -71,15 +71,10 @@ internal static unsafe class HeaderBlock
     /// </summary>
     private static ReadOnlySpan<byte> Latin1(nint str, string what)
     {
-        nint n;
-        var p = Py.UnicodeAsUTF8AndSize(str, &n);
-        if (p == null)
-        {
-            Py.ErrClear();
+        if (!PyStr.TryAsUtf8(str, out var utf8))
             throw new PythonError(Py.ExcTypeError, $"WSGI response header {what}s must be str");
-        }
-        if (Py.UnicodeGetLength(str) == n) return new ReadOnlySpan<byte>(p, (int)n);
-        var s = Encoding.UTF8.GetString(p, (int)n);
+        if (Py.UnicodeGetLength(str) == utf8.Length) return utf8;
+        var s = Encoding.UTF8.GetString(utf8);
         foreach (var c in s)
             if (c > '\u00ff') throw new PythonError(Py.ExcValueError, $"WSGI response header {what} '{s}' is not latin-1");
         return Encoding.Latin1.GetBytes(s);

@@ -73,6 +73,37 @@ internal static unsafe class PyStr
         return new ReadOnlySpan<byte>(p, (int)n);
     }
 
+    /// <summary>
+    /// A bytes object's contents copied into a buffer rented from the shared pool (null when
+    /// empty), for a Kestrel thread to write without the GIL and return to the pool.
+    /// </summary>
+    public static (byte[]? Buffer, int Length) CopyToPooled(nint bytes)
+    {
+        var data = AsSpan(bytes);
+        if (data.IsEmpty) return (null, 0);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(data.Length);
+        data.CopyTo(buffer);
+        return (buffer, data.Length);
+    }
+
+    /// <summary>
+    /// A str's UTF-8 form, borrowed from the str (valid while it lives); false, with no error
+    /// left set, when the object is not a str.
+    /// </summary>
+    public static bool TryAsUtf8(nint obj, out ReadOnlySpan<byte> utf8)
+    {
+        nint n;
+        var p = Py.UnicodeAsUTF8AndSize(obj, &n);
+        if (p == null)
+        {
+            Py.ErrClear();
+            utf8 = default;
+            return false;
+        }
+        utf8 = new ReadOnlySpan<byte>(p, (int)n);
+        return true;
+    }
+
     /// <summary>A Python str as a C# string; throws if it is not a str.</summary>
     public static string ToManaged(nint str)
     {

@@ -152,32 +152,22 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
     public bool Send(nint status, nint headers, nint body, bool more)
     {
         if (_sentFinal) throw new PythonError(Py.ExcRuntimeError, "the response is already complete");
+        // The body first: if it is not bytes, nothing has been rented yet. (A buffer rented before
+        // an error elsewhere is only left to the garbage collector.)
+        var (bodyBuffer, bodyLength) = PyStr.CopyToPooled(body);
         var (code, reason) = status == Py.None ? (0, null) : ParseStatus(status);
         byte[]? headerBuffer = null;
         var headerLength = 0;
         if (status != Py.None) (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, text: true);
-        ReadOnlySpan<byte> data;
-        try { data = PyStr.AsSpan(body); }
-        catch
-        {
-            if (headerBuffer is not null) ArrayPool<byte>.Shared.Return(headerBuffer);
-            throw;
-        }
-        byte[]? bodyBuffer = null;
-        if (data.Length > 0)
-        {
-            bodyBuffer = ArrayPool<byte>.Shared.Rent(data.Length);
-            data.CopyTo(bodyBuffer);
-        }
         if (!more)
         {
             _sentFinal = true;
-            _last = new ResponseStep(StepKind.Final, code, headerBuffer, headerLength, bodyBuffer, data.Length, reason);
+            _last = new ResponseStep(StepKind.Final, code, headerBuffer, headerLength, bodyBuffer, bodyLength, reason);
             return true;
         }
         using (GilRelease.Begin())
         {
-            Steps.Add(new ResponseStep(StepKind.Chunk, code, headerBuffer, headerLength, bodyBuffer, data.Length, reason));
+            Steps.Add(new ResponseStep(StepKind.Chunk, code, headerBuffer, headerLength, bodyBuffer, bodyLength, reason));
             _flushed.Wait();
         }
         return _flushOk;
