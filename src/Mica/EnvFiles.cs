@@ -45,6 +45,7 @@ internal static partial class EnvFiles
     {
         var result = new List<(string Key, string Value)>();
         var local = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? Known(string name) => local.TryGetValue(name, out var value) ? value : lookup(name);
         var lines = text.Replace("\r\n", "\n").Split('\n');
         for (var i = 0; i < lines.Length; i++)
         {
@@ -85,13 +86,13 @@ internal static partial class EnvFiles
                 }
                 value = quote == '\''
                     ? body.ToString().Replace("\\'", "'").Replace("\\\\", "\\")
-                    : Interpolate(Unescape(body.ToString()), name => local.TryGetValue(name, out var v) ? v : lookup(name));
+                    : Interpolate(Unescape(body.ToString()), Known);
             }
             else
             {
                 var comment = InlineComment().Match(rest);
                 var raw = (comment.Success ? rest[..comment.Index] : rest).TrimEnd();
-                value = Interpolate(raw, name => local.TryGetValue(name, out var v) ? v : lookup(name));
+                value = Interpolate(raw, Known);
             }
             local[key] = value;
             result.Add((key, value));

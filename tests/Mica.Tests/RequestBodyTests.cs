@@ -1,5 +1,4 @@
 using System.Net;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Mica.Tests.Infrastructure;
@@ -11,15 +10,6 @@ namespace Mica.Tests;
 public sealed class RequestBodyTests(RawAppServer server) : ServerTests<RawAppServer>(server)
 {
     private const int MiB = 1024 * 1024;
-
-    private static byte[] RandomBytes(int length, int seed)
-    {
-        var data = new byte[length];
-        new Random(seed).NextBytes(data);
-        return data;
-    }
-
-    private static string Sha256(byte[] data) => Convert.ToHexStringLower(SHA256.HashData(data));
 
     private async Task<JsonElement> PostAsync(HttpContent content)
     {
@@ -38,10 +28,10 @@ public sealed class RequestBodyTests(RawAppServer server) : ServerTests<RawAppSe
     [Fact]
     public async Task One_MiB_upload_arrives_whole_with_consistent_more_body()
     {
-        var data = RandomBytes(MiB, 1);
+        var data = TestData.RandomBytes(MiB, 1);
         var result = await PostAsync(new ByteArrayContent(data));
         Assert.Equal(data.Length, result.Int("bytes"));
-        Assert.Equal(Sha256(data), result.Str("sha256"));
+        Assert.Equal(TestData.Sha256(data), result.Str("sha256"));
         Assert.True(result.Bool("flags_ok"), "every message is http.request with bytes body and bool more_body: " + result);
         Assert.True(result.Int("max_chunk") <= data.Length, result.ToString());
     }
@@ -49,7 +39,7 @@ public sealed class RequestBodyTests(RawAppServer server) : ServerTests<RawAppSe
     [Fact]
     public async Task One_MiB_upload_sent_in_paced_pieces_arrives_in_several_chunks()
     {
-        var data = RandomBytes(MiB, 5);
+        var data = TestData.RandomBytes(MiB, 5);
         await using var connection = await RawConnection.ConnectAsync(Mica);
         await connection.SendAsync($"POST /body HTTP/1.1\r\nHost: localhost\r\nContent-Length: {data.Length}\r\n\r\n");
         const int piece = 256 * 1024;
@@ -62,7 +52,7 @@ public sealed class RequestBodyTests(RawAppServer server) : ServerTests<RawAppSe
         Assert.Equal(200, response.Status);
         var result = Json.Parse(response.Body);
         Assert.Equal(data.Length, result.Int("bytes"));
-        Assert.Equal(Sha256(data), result.Str("sha256"));
+        Assert.Equal(TestData.Sha256(data), result.Str("sha256"));
         Assert.True(result.Bool("flags_ok"), result.ToString());
         Assert.True(result.Int("chunks") >= 2, "1 MiB sent over 200 ms was delivered in one message (buffered whole): " + result);
         Assert.True(result.Int("max_chunk") < data.Length, result.ToString());
@@ -71,10 +61,10 @@ public sealed class RequestBodyTests(RawAppServer server) : ServerTests<RawAppSe
     [Fact]
     public async Task Twenty_MiB_upload_is_streamed_not_buffered()
     {
-        var data = RandomBytes(20 * MiB, 2);
+        var data = TestData.RandomBytes(20 * MiB, 2);
         var result = await PostAsync(new ByteArrayContent(data));
         Assert.Equal(data.Length, result.Int("bytes"));
-        Assert.Equal(Sha256(data), result.Str("sha256"));
+        Assert.Equal(TestData.Sha256(data), result.Str("sha256"));
         Assert.True(result.Bool("flags_ok"), result.ToString());
         Assert.True(result.Int("chunks") >= 8, "too few chunks for 20 MiB: " + result);
         Assert.True(result.Int("max_chunk") <= data.Length / 8, $"largest chunk {result.Int("max_chunk")} bytes of {data.Length}: the body was buffered, not streamed");
@@ -102,7 +92,7 @@ public sealed class RequestBodyTests(RawAppServer server) : ServerTests<RawAppSe
     [Fact]
     public async Task Chunked_request_body_is_streamed_to_the_app()
     {
-        var data = RandomBytes(4 * MiB, 3);
+        var data = TestData.RandomBytes(4 * MiB, 3);
         using var client = Mica.CreateClient(TimeSpan.FromSeconds(60));
         using var request = new HttpRequestMessage(HttpMethod.Post, "/body") { Content = new UnknownLengthContent(data, 64 * 1024) };
         request.Headers.TransferEncodingChunked = true;
@@ -111,7 +101,7 @@ public sealed class RequestBodyTests(RawAppServer server) : ServerTests<RawAppSe
         Assert.True(response.StatusCode == HttpStatusCode.OK, text);
         var result = Json.Parse(text);
         Assert.Equal(data.Length, result.Int("bytes"));
-        Assert.Equal(Sha256(data), result.Str("sha256"));
+        Assert.Equal(TestData.Sha256(data), result.Str("sha256"));
         Assert.True(result.Bool("flags_ok"), result.ToString());
         Assert.True(result.Int("chunks") >= 2, result.ToString());
         Assert.True(result.Int("max_chunk") < data.Length, result.ToString());
@@ -127,7 +117,7 @@ public sealed class RequestBodyTests(RawAppServer server) : ServerTests<RawAppSe
         Assert.Equal(200, response.Status);
         var result = Json.Parse(response.Body);
         Assert.Equal(11, result.Int("bytes"));
-        Assert.Equal(Sha256("hello world"u8.ToArray()), result.Str("sha256"));
+        Assert.Equal(TestData.Sha256("hello world"u8.ToArray()), result.Str("sha256"));
         Assert.True(result.Bool("flags_ok"), result.ToString());
     }
 
@@ -145,7 +135,7 @@ public sealed class RequestBodyTests(RawAppServer server) : ServerTests<RawAppSe
     public async Task Body_chunks_reach_the_app_before_the_upload_finishes()
     {
         var key = Keys.New();
-        var data = RandomBytes(MiB, 4);
+        var data = TestData.RandomBytes(MiB, 4);
         const int firstPart = 64 * 1024;
         await using var connection = await RawConnection.ConnectAsync(Mica);
         await connection.SendAsync($"POST /body?announce={key} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {data.Length}\r\n\r\n");
@@ -159,7 +149,7 @@ public sealed class RequestBodyTests(RawAppServer server) : ServerTests<RawAppSe
         Assert.Equal(200, response.Status);
         var result = Json.Parse(response.Body);
         Assert.Equal(data.Length, result.Int("bytes"));
-        Assert.Equal(Sha256(data), result.Str("sha256"));
+        Assert.Equal(TestData.Sha256(data), result.Str("sha256"));
     }
 
     [Fact]
@@ -174,6 +164,6 @@ public sealed class RequestBodyTests(RawAppServer server) : ServerTests<RawAppSe
         Assert.Equal(200, response.Status);
         var result = Json.Parse(response.Body);
         Assert.Equal(5, result.Int("bytes"));
-        Assert.Equal(Sha256(Encoding.ASCII.GetBytes("hello")), result.Str("sha256"));
+        Assert.Equal(TestData.Sha256(Encoding.ASCII.GetBytes("hello")), result.Str("sha256"));
     }
 }

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Mica.Tests.Infrastructure;
@@ -11,15 +10,6 @@ namespace Mica.Tests;
 public sealed class WsgiBodyTests(WsgiServer server) : ServerTests<WsgiServer>(server)
 {
     private const int MiB = 1024 * 1024;
-
-    private static byte[] RandomBytes(int length, int seed)
-    {
-        var data = new byte[length];
-        new Random(seed).NextBytes(data);
-        return data;
-    }
-
-    private static string Sha256(byte[] data) => Convert.ToHexStringLower(SHA256.HashData(data));
 
     /// <summary>POSTs <paramref name="body"/> to /input?op=OP&amp;n=N, with Content-Length or chunked (split in 3-byte chunks, so lines span chunks).</summary>
     private async Task<(string[] Pieces, string Remainder)> InputAsync(string op, string body, bool chunked, int n = 0)
@@ -282,15 +272,15 @@ public sealed class WsgiBodyTests(WsgiServer server) : ServerTests<WsgiServer>(s
     public async Task Twenty_MiB_upload_read_in_64_KiB_pieces_is_streamed_not_buffered()
     {
         // Warm up the pools of both sides with a smaller upload first.
-        var warm = RandomBytes(4 * MiB, 9);
-        Assert.Equal(Sha256(warm), (await UploadAsync(new ByteArrayContent(warm))).Str("sha256"));
+        var warm = TestData.RandomBytes(4 * MiB, 9);
+        Assert.Equal(TestData.Sha256(warm), (await UploadAsync(new ByteArrayContent(warm))).Str("sha256"));
 
-        var data = RandomBytes(20 * MiB, 2);
+        var data = TestData.RandomBytes(20 * MiB, 2);
         var before = Wsgi.RssKb(Mica.WorkerPid);
         var result = await UploadAsync(new ByteArrayContent(data));
         var after = Wsgi.RssKb(Mica.WorkerPid);
         Assert.Equal(data.Length, result.Long("bytes"));
-        Assert.Equal(Sha256(data), result.Str("sha256"));
+        Assert.Equal(TestData.Sha256(data), result.Str("sha256"));
         Assert.True(result.Int("max_piece") <= 65536, $"read(65536) returned {result.Int("max_piece")} bytes");
         var peakGrowth = result.Long("rss_max_kb") - Math.Min(before, result.Long("rss_before_kb"));
         Assert.True(peakGrowth < 15 * 1024,
@@ -320,10 +310,10 @@ public sealed class WsgiBodyTests(WsgiServer server) : ServerTests<WsgiServer>(s
     [Fact]
     public async Task Chunked_upload_of_4_MiB_arrives_whole()
     {
-        var data = RandomBytes(4 * MiB, 3);
+        var data = TestData.RandomBytes(4 * MiB, 3);
         var result = await UploadAsync(new UnknownLengthContent(data, 50_000), chunked: true);
         Assert.Equal(data.Length, result.Long("bytes"));
-        Assert.Equal(Sha256(data), result.Str("sha256"));
+        Assert.Equal(TestData.Sha256(data), result.Str("sha256"));
         Assert.True(result.Int("max_piece") <= 65536, result.ToString());
     }
 
@@ -331,7 +321,7 @@ public sealed class WsgiBodyTests(WsgiServer server) : ServerTests<WsgiServer>(s
     public async Task Body_is_read_by_the_app_before_the_upload_finishes()
     {
         var key = Keys.New();
-        var data = RandomBytes(MiB, 4);
+        var data = TestData.RandomBytes(MiB, 4);
         const int firstPart = 128 * 1024;
         await using var connection = await RawConnection.ConnectAsync(Mica);
         await connection.SendAsync($"POST /upload-sha?piece=65536&announce={key} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {data.Length}\r\n\r\n");
@@ -344,6 +334,6 @@ public sealed class WsgiBodyTests(WsgiServer server) : ServerTests<WsgiServer>(s
         Assert.Equal(200, response.Status);
         var result = Json.Parse(response.Body);
         Assert.Equal(data.Length, result.Long("bytes"));
-        Assert.Equal(Sha256(data), result.Str("sha256"));
+        Assert.Equal(TestData.Sha256(data), result.Str("sha256"));
     }
 }

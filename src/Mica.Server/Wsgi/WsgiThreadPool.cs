@@ -135,11 +135,7 @@ internal sealed class WsgiThreadPool
         {
             lock (_lock)
             {
-                if (_queue.TryDequeue(out var next))
-                {
-                    _lastTake = Stopwatch.GetTimestamp();
-                    return next.Exchange;
-                }
+                if (Dequeue() is { } next) return next;
                 if (_stopping)
                 {
                     Retire(worker);
@@ -165,12 +161,15 @@ internal sealed class WsgiThreadPool
     /// <summary>Work already queued, taken without waiting (to run it in the same GIL hold).</summary>
     private WsgiExchange? TakeQueued()
     {
-        lock (_lock)
-        {
-            if (!_queue.TryDequeue(out var next)) return null;
-            _lastTake = Stopwatch.GetTimestamp();
-            return next.Exchange;
-        }
+        lock (_lock) return Dequeue();
+    }
+
+    // Under _lock. Noting when the queue last moved is what tells a busy pool from a stuck one.
+    private WsgiExchange? Dequeue()
+    {
+        if (!_queue.TryDequeue(out var next)) return null;
+        _lastTake = Stopwatch.GetTimestamp();
+        return next.Exchange;
     }
 
     private sealed unsafe class Worker
