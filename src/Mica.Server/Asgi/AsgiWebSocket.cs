@@ -249,27 +249,29 @@ internal sealed class AsgiWebSocket(AsgiServer server, WebSocket socket) : IPyth
         var length = payload.Length;
         var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
         payload.CopyTo(buffer);
-        Py.IncRef(future);
-        if (!_outgoing.Writer.TryWrite(new Outgoing(buffer, length, text, false, 0, null, Acknowledge: true)))
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            Resolve(future, Py.False);
-            return;
-        }
-        _sendFutures.Enqueue(future);
+        Submit(new Outgoing(buffer, length, text, false, 0, null, Acknowledge: true), future);
     }
 
     /// <summary><c>_mica.ws_close(handle, code, reason, future)</c>: future may be None (nothing to report).</summary>
-    public unsafe void Close(int code, string reason, nint future)
+    public void Close(int code, string reason, nint future)
     {
-        var acknowledge = future != Py.None;
-        if (acknowledge) Py.IncRef(future);
-        if (!_outgoing.Writer.TryWrite(new Outgoing(null, 0, false, true, code, reason, acknowledge)))
+        Submit(new Outgoing(null, 0, false, true, code, reason, Acknowledge: future != Py.None), future);
+    }
+
+    /// <summary>
+    /// Hands a frame to the send loop; an acknowledged one's future (borrowed from the caller) is
+    /// resolved when the loop reports, or with False at once if the socket is already done.
+    /// </summary>
+    private unsafe void Submit(Outgoing item, nint future)
+    {
+        if (item.Acknowledge) Py.IncRef(future);
+        if (_outgoing.Writer.TryWrite(item))
         {
-            if (acknowledge) Resolve(future, Py.False);
+            if (item.Acknowledge) _sendFutures.Enqueue(future);
             return;
         }
-        if (acknowledge) _sendFutures.Enqueue(future);
+        if (item.Data is not null) ArrayPool<byte>.Shared.Return(item.Data);
+        if (item.Acknowledge) Resolve(future, Py.False);
     }
 
     /// <summary>The app's task ended: the futures it left are dropped; an open socket is closed (1000).</summary>
