@@ -32,10 +32,9 @@ internal sealed unsafe class AsgiScope
         _tlsVersion = PyStr.Intern("tls_version"), _cipherSuite = PyStr.Intern("cipher_suite"), _serverCertPem,
         _emptyBytes, _rootPathValue;
 
-    private readonly Dictionary<string, nint> _methods = new(StringComparer.Ordinal);
-    // Header names as lowercase bytes. Bounded so that a client inventing names cannot grow it forever.
-    private readonly Dictionary<string, nint> _headerNames = new(StringComparer.Ordinal);
-    private const int MaxCachedHeaderNames = 512;
+    private readonly PyObjectCache _methods = new(64, static method => PyStr.New(method));
+    // Header names as lowercase bytes.
+    private readonly PyObjectCache _headerNames = new(512, static name => PyStr.Latin1Bytes(name.ToLowerInvariant()));
 
     private (IPAddress? Address, int Port, nint Tuple) _lastServer;
     private readonly nint _unixServer;
@@ -79,7 +78,11 @@ internal sealed unsafe class AsgiScope
     public PyRef Build(IFeatureCollection features, nint state, bool websocket = false)
     {
         try { return BuildScope(features, state, websocket); }
-        finally { ReleaseTransient(); }
+        finally
+        {
+            _methods.ReleaseTransient();
+            _headerNames.ReleaseTransient();
+        }
     }
 
     private PyRef BuildScope(IFeatureCollection features, nint state, bool websocket)
@@ -112,7 +115,7 @@ internal sealed unsafe class AsgiScope
         else
         {
             Set(d, _scheme, tls is null ? _httpScheme : _httpsScheme);
-            Set(d, _method, Method(request.Method));
+            Set(d, _method, _methods.Get(request.Method));
         }
         using (var extensions = PyRef.Steal(Py.DictCopy(websocket ? _websocketExtensions : _httpExtensions)))
         {
@@ -182,26 +185,6 @@ internal sealed unsafe class AsgiScope
         return PyRef.Borrow(list.Handle);
     }
 
-    private nint Method(string method)
-    {
-        if (_methods.TryGetValue(method, out var m)) return m;
-        var str = PyStr.New(method);
-        m = str.Release();
-        if (_methods.Count < 64) _methods[method] = m;
-        else _transient.Add(m);   // unusual method: used once, released after the scope is built
-        return m;
-    }
-
-    // Objects not worth caching, used by one scope and released by ReleaseTransient.
-    private readonly List<nint> _transient = [];
-
-    /// <summary>Drops the one-off objects the scope now holds its own references to.</summary>
-    private void ReleaseTransient()
-    {
-        foreach (var o in _transient) Py.DecRef(o);
-        _transient.Clear();
-    }
-
     private nint ServerTuple(IHttpConnectionFeature connection)
     {
         var (address, port) = (connection.LocalIpAddress, connection.LocalPort);
@@ -221,7 +204,7 @@ internal sealed unsafe class AsgiScope
         if (_lastClientHost.Str == 0 || !address.Equals(_lastClientHost.Address))
         {
             if (_lastClientHost.Str != 0) Py.DecRef(_lastClientHost.Str);
-            var host = PyStr.New(HostString(address));
+            var host = PyStr.New(Addresses.Host(address));
             _lastClientHost = (address, host.Release());
         }
         var port = PyRef.Check(Py.LongFromLong(connection.RemotePort));
@@ -235,14 +218,11 @@ internal sealed unsafe class AsgiScope
     {
         if (address is null) return PyRef.Borrow(Py.None);
         using var tuple = PyRef.Steal(Py.TupleNew(2));
-        var host = PyStr.New(HostString(address));
+        var host = PyStr.New(Addresses.Host(address));
         Py.TupleSetItem(tuple.Handle, 0, host.Release());
         Py.TupleSetItem(tuple.Handle, 1, PyRef.Check(Py.LongFromLong(port)));
         return PyRef.Borrow(tuple.Handle);
     }
-
-    private static string HostString(IPAddress address) =>
-        address.IsIPv4MappedToIPv6 ? address.MapToIPv4().ToString() : address.ToString();
 
     /// <summary><c>path</c> (percent-decoded, UTF-8), <c>raw_path</c> and <c>query_string</c> from the target as sent.</summary>
     private void SetTarget(nint d, IHttpRequestFeature request)
@@ -276,7 +256,7 @@ internal sealed unsafe class AsgiScope
         using var list = PyRef.Steal(Py.ListNew(0));
         foreach (var (name, values) in headers)
         {
-            var nameObj = HeaderName(name);
+            var nameObj = _headerNames.Get(name);
             foreach (var value in values)
             {
                 using var tuple = PyRef.Steal(Py.TupleNew(2));
@@ -288,15 +268,5 @@ internal sealed unsafe class AsgiScope
             }
         }
         return PyRef.Borrow(list.Handle);
-    }
-
-    private nint HeaderName(string name)
-    {
-        if (_headerNames.TryGetValue(name, out var cached)) return cached;
-        var bytes = PyStr.Latin1Bytes(name.ToLowerInvariant());
-        var obj = bytes.Release();
-        if (_headerNames.Count < MaxCachedHeaderNames) _headerNames[name] = obj;
-        else _transient.Add(obj);
-        return obj;
     }
 }

@@ -332,7 +332,3 @@ class Lifespan:
             return
         await self.queue.put({"type": "lifespan.shutdown"})
         await self.shutdown_done
-
-
-async def nothing():
-    """Shutdown for an app served without lifespan."""

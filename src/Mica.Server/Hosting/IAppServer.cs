@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Mica.Server.Hosting;
 
-/// <summary>Serves the loaded app over its interface in this worker: ASGI, WSGI (RSGI to come).</summary>
+/// <summary>Serves the loaded app over its interface in this worker: ASGI, RSGI or WSGI.</summary>
 internal interface IAppServer
 {
     /// <summary>For the start-up log line, e.g. ", uvloop event loop".</summary>

@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using Mica.Server.Asgi;
+using Mica.Server.EventLoop;
 using Mica.Server.Python;
 using Mica.Server.Wsgi;
 
@@ -22,7 +22,8 @@ internal static unsafe class MicaModule
         _definition = NativeModule.Define("_mica",
         [
             new("drain", (nint)(delegate* unmanaged<nint, nint, nint>)&Drain, NativeModule.MethNoArgs),
-            .. AsgiCalls.Functions,
+            RecordType.Function,
+            .. LoopCalls.Functions,
             .. WsgiCalls.Functions,
         ]);
         NativeModule.Register("_mica", &Init);

@@ -1,6 +1,7 @@
 using Mica.Server.Asgi;
 using Mica.Server.Http;
 using Mica.Server.Python;
+using Mica.Server.Rsgi;
 using Mica.Server.Wsgi;
 
 namespace Mica.Server.Hosting;
@@ -11,8 +12,8 @@ internal sealed record StartFailure(string Reason, string Message, string Traceb
 /// <summary>
 /// The <c>mica-python</c> thread: it initialises the interpreter (so Python's "main thread" is the
 /// one running the event loop, which uvloop requires), loads the app, starts the server for its
-/// interface (for ASGI: runs lifespan startup), then serves until shutdown: ASGI on this thread's
-/// event loop, WSGI on the pool's threads while this one waits.
+/// interface (ASGI: runs lifespan startup; RSGI: calls <c>__rsgi_init__</c>), then serves until
+/// shutdown: ASGI and RSGI on this thread's event loop, WSGI on the pool's threads while this one waits.
 /// </summary>
 internal sealed unsafe class PythonHost
 {
@@ -92,6 +93,9 @@ internal sealed unsafe class PythonHost
         using var argv0 = PyStr.New("mica");
         using var level = PyStr.New(_config.LogLevel);
         using (PyCall.Method(worker.Handle, "setup", workingDir.Handle, argv0.Handle, level.Handle)) { }
+        // Before the app is imported: it may import mica.rsgi (or granian.rsgi) for its types.
+        using (var rsgi = Interpreter.ImportEmbedded(RsgiServer.ModuleName, "rsgi.py"))
+        using (PyCall.Method(worker.Handle, "provide_rsgi_module", rsgi.Handle)) { }
 
         using var target = PyStr.New(_config.Target);
         using var requested = PyStr.New(_config.Interface);
@@ -116,11 +120,17 @@ internal sealed unsafe class PythonHost
                     return new StartFailure("lifespan", $"lifespan startup failed: {lifespanFailure}");
                 _server = asgi;
                 break;
+            case "rsgi":
+                var (rsgi, initFailure) = RsgiServer.Start(_services, config, worker.Handle, app);
+                if (initFailure is not null)
+                    return new StartFailure("rsgi init", $"__rsgi_init__ failed: {initFailure.Message}", initFailure.Traceback);
+                _server = rsgi;
+                break;
             case "wsgi":
                 _server = new WsgiServer(_services, config, app);
                 break;
             default:
-                return new StartFailure("load", $"interface '{iface}' is not supported yet by this version of Mica (asgi, asginl and wsgi are)");
+                return new StartFailure("load", $"unknown interface '{iface}'");
         }
         Log.Info($"Python {install.Version} ({install.Executable}){_server.Description}, interface {iface}");
         return null;

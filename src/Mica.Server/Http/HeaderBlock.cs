@@ -6,6 +6,17 @@ using Microsoft.AspNetCore.Http;
 
 namespace Mica.Server.Http;
 
+/// <summary>How an interface's apps give header names and values.</summary>
+internal enum HeaderForm
+{
+    /// <summary>ASGI: bytes, as they go on the wire.</summary>
+    Bytes,
+    /// <summary>WSGI (PEP 3333): str whose characters are all latin-1.</summary>
+    Latin1Text,
+    /// <summary>RSGI: str, sent as UTF-8.</summary>
+    Utf8Text,
+}
+
 /// <summary>
 /// An app's response headers, copied out of Python (GIL held) into one pooled buffer, so the Kestrel
 /// side can apply them without the GIL. Layout: [name length][value length][name][value], repeated,
@@ -14,10 +25,10 @@ namespace Mica.Server.Http;
 internal static unsafe class HeaderBlock
 {
     /// <summary>
-    /// Copies an iterable of (name, value) pairs: bytes for ASGI, str for WSGI (<paramref name="text"/>;
-    /// each character must fit in latin-1, as PEP 3333 requires). Returns a rented buffer.
+    /// Copies an iterable of (name, value) pairs, in the form the interface prescribes
+    /// (<paramref name="form"/>). Returns a rented buffer.
     /// </summary>
-    public static (byte[] Buffer, int Length) FromPython(nint headers, bool text)
+    public static (byte[] Buffer, int Length) FromPython(nint headers, HeaderForm form)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(1024);
         var length = 0;
@@ -34,15 +45,15 @@ internal static unsafe class HeaderBlock
                     return (buffer, length);
                 }
                 using var pair = PyRef.Steal(next);
-                if (text && Py.SequenceSize(pair.Handle) != 2)
+                if (form != HeaderForm.Bytes && Py.SequenceSize(pair.Handle) != 2)
                 {
                     Py.ErrClear();
-                    throw new PythonError(Py.ExcTypeError, "each WSGI response header must be a (name, value) tuple of two str");
+                    throw new PythonError(Py.ExcTypeError, $"each {Interface(form)} response header must be a (name, value) tuple of two str");
                 }
                 using var name = PyRef.Steal(Py.SequenceGetItem(pair.Handle, 0));
                 using var value = PyRef.Steal(Py.SequenceGetItem(pair.Handle, 1));
-                var nameBytes = text ? Latin1(name.Handle, "name") : PyStr.AsSpan(name.Handle);
-                var valueBytes = text ? Latin1(value.Handle, "value") : PyStr.AsSpan(value.Handle);
+                var nameBytes = Encode(name.Handle, form, "name");
+                var valueBytes = Encode(value.Handle, form, "value");
                 var needed = length + 8 + nameBytes.Length + valueBytes.Length;
                 if (needed > buffer.Length)
                 {
@@ -62,6 +73,23 @@ internal static unsafe class HeaderBlock
         {
             ArrayPool<byte>.Shared.Return(buffer);
             throw;
+        }
+    }
+
+    private static string Interface(HeaderForm form) => form == HeaderForm.Latin1Text ? "WSGI" : "RSGI";
+
+    private static ReadOnlySpan<byte> Encode(nint obj, HeaderForm form, string what)
+    {
+        switch (form)
+        {
+            case HeaderForm.Bytes:
+                return PyStr.AsSpan(obj);
+            case HeaderForm.Utf8Text:
+                // As Granian sends them: the str's UTF-8 bytes (ASCII in practice).
+                return PyStr.TryAsUtf8(obj, out var utf8) ? utf8
+                    : throw new PythonError(Py.ExcTypeError, $"RSGI response header {what}s must be str");
+            default:
+                return Latin1(obj, what);
         }
     }
 

@@ -36,6 +36,11 @@ internal static unsafe class Py
     public static delegate* unmanaged<nint, nint, nint> SequenceGetItem;
     public static delegate* unmanaged<nint, nint> SequenceSize;
 
+    // Types (see RecordType). A type spec is a PyType_Spec*; the free function is PyObject_Free.
+    public static delegate* unmanaged<void*, nint> TypeFromSpec;
+    public static delegate* unmanaged<nint, nint, nint> TypeGenericAlloc;
+    public static delegate* unmanaged<nint, void> ObjectFree;
+
     // Modules and code.
     public static delegate* unmanaged<byte*, delegate* unmanaged<nint>, int> ImportAppendInittab;
     public static delegate* unmanaged<void*, int, nint> ModuleCreate2;
@@ -100,6 +105,10 @@ internal static unsafe class Py
         IterNext = (delegate* unmanaged<nint, nint>)F("PyIter_Next");
         SequenceGetItem = (delegate* unmanaged<nint, nint, nint>)F("PySequence_GetItem");
         SequenceSize = (delegate* unmanaged<nint, nint>)F("PySequence_Size");
+
+        TypeFromSpec = (delegate* unmanaged<void*, nint>)F("PyType_FromSpec");
+        TypeGenericAlloc = (delegate* unmanaged<nint, nint, nint>)F("PyType_GenericAlloc");
+        ObjectFree = (delegate* unmanaged<nint, void>)F("PyObject_Free");
 
         ImportAppendInittab = (delegate* unmanaged<byte*, delegate* unmanaged<nint>, int>)F("PyImport_AppendInittab");
         ModuleCreate2 = (delegate* unmanaged<void*, int, nint>)F("PyModule_Create2");

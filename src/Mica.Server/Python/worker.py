@@ -30,6 +30,26 @@ def setup(working_dir, argv0, log_level):
         logger.setLevel(log_level.upper())
 
 
+def provide_rsgi_module(rsgi):
+    """Makes `mica.rsgi` importable, and `granian.rsgi` too unless Granian itself is installed, so
+    that apps written for Granian find the names they import (types, exceptions)."""
+    import importlib.util
+    import types
+
+    def provide(name, module):
+        package_name, _, leaf = name.rpartition(".")
+        package = sys.modules.get(package_name)
+        if package is None:
+            package = sys.modules[package_name] = types.ModuleType(package_name)
+            package.__path__ = []
+        setattr(package, leaf, module)
+        sys.modules[name] = module
+
+    provide("mica.rsgi", rsgi)
+    if importlib.util.find_spec("granian") is None:
+        provide("granian.rsgi", rsgi)
+
+
 class LoadError(Exception):
     """The app could not be loaded; `line` says why in one line, the traceback (if any) says where."""
 
@@ -66,7 +86,7 @@ def _import_target(target, factory):
             obj = obj()
         except BaseException as exc:
             raise LoadError(f"app factory {target!r} raised {type(exc).__name__}: {exc}", True) from exc
-    if not callable(obj):
+    if not callable(obj) and not hasattr(obj, "__rsgi__"):
         raise LoadError(f"app {target!r} is not callable (it is a {type(obj).__name__})", False)
     return obj
 
@@ -160,6 +180,10 @@ def stop_after(loop, awaitable):
         finally:
             loop.stop()
     loop.create_task(run())
+
+
+async def nothing():
+    """The shutdown of an app that has nothing to do at shutdown."""
 
 
 def at_exit():

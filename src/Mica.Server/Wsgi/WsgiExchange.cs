@@ -158,7 +158,7 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
         var (code, reason) = status == Py.None ? (0, null) : ParseStatus(status);
         byte[]? headerBuffer = null;
         var headerLength = 0;
-        if (status != Py.None) (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, text: true);
+        if (status != Py.None) (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, HeaderForm.Latin1Text);
         if (!more)
         {
             _sentFinal = true;
@@ -189,7 +189,7 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
         var headerLength = 0;
         try
         {
-            if (status != Py.None) (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, text: true);
+            if (status != Py.None) (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, HeaderForm.Latin1Text);
         }
         catch
         {

@@ -6,10 +6,10 @@ using System.Threading.Channels;
 using Mica.Server.Hosting;
 using Mica.Server.Python;
 
-namespace Mica.Server.Asgi;
+namespace Mica.Server.EventLoop;
 
 /// <summary>
-/// An accepted websocket between a client and the ASGI app.
+/// An accepted websocket between a client and an async app (ASGI or RSGI).
 ///
 /// Kestrel side: a receive loop (messages in, at most <see cref="ReceiveAhead"/> ahead of the app)
 /// and a send loop (the app's sends and close, in order). Python side: <c>_mica.ws_receive</c>,
@@ -17,7 +17,7 @@ namespace Mica.Server.Asgi;
 /// the <see cref="PythonLoop"/>. The close handshake is done properly in both directions; when the
 /// worker drains, the server closes with 1001 (Going Away) instead of dropping the connection.
 /// </summary>
-internal sealed class AsgiWebSocket(AsgiServer server, WebSocket socket) : IPythonWork
+internal sealed class LoopWebSocket(LoopServer server, WebSocket socket) : IPythonWork
 {
     /// <summary>A bigger message closes the socket with 1009 (uvicorn's default --ws-max-size).</summary>
     public const int MaxMessageBytes = 16 * 1024 * 1024;
@@ -55,7 +55,7 @@ internal sealed class AsgiWebSocket(AsgiServer server, WebSocket socket) : IPyth
     /// <summary>Runs until the socket is closed (by either side) or the connection is lost.</summary>
     public async Task RunAsync(CancellationToken draining)
     {
-        await using var goingAway = draining.Register(static state => ((AsgiWebSocket)state!).CloseFromServer(1001, "Server shutting down"), this);
+        await using var goingAway = draining.Register(static state => ((LoopWebSocket)state!).CloseFromServer(1001, "Server shutting down"), this);
         var sending = SendLoopAsync();
         await ReceiveLoopAsync();
         _outgoing.Writer.TryComplete();
@@ -217,7 +217,7 @@ internal sealed class AsgiWebSocket(AsgiServer server, WebSocket socket) : IPyth
         if (_pendingReceive == 0) return;
         if (_streamEnded)
         {
-            // Already told the app; a further receive() gets the same close again from asgi.py.
+            // Already told the app; a further receive() gets the same close again from the interface module.
             return;
         }
         if (!_incoming.TryDequeue(out var message)) return;

@@ -1,13 +1,13 @@
 using System.Runtime.InteropServices;
 using Mica.Server.Python;
 
-namespace Mica.Server.Asgi;
+namespace Mica.Server.EventLoop;
 
 /// <summary>
-/// The <c>_mica</c> functions asgi.py calls for each request. Each is an unmanaged entry point: it
+/// The <c>_mica</c> functions asgi.py and rsgi.py call for each request. Each is an unmanaged entry point: it
 /// catches everything and raises it in Python, so no C# exception crosses into the interpreter.
 /// </summary>
-internal static unsafe class AsgiCalls
+internal static unsafe class LoopCalls
 {
     public static IEnumerable<NativeModule.Function> Functions =>
     [
@@ -37,13 +37,23 @@ internal static unsafe class AsgiCalls
         catch (Exception e) { return NativeModule.RaiseFrom(e); }
     }
 
-    /// <summary>send_file(handle, status, headers, path)</summary>
+    /// <summary>send_file(handle, status, headers, path[, start, end])</summary>
     [UnmanagedCallersOnly]
     private static nint SendFile(nint self, nint* args, nint nargs)
     {
         try
         {
-            Exchange(args, nargs, 4).SendFile(args[1], args[2], PyStr.ToManaged(args[3]));
+            var exchange = Exchange(args, nargs, nargs == 6 ? 6 : 4);
+            var path = PyStr.ToManaged(args[3]);
+            if (nargs == 4)
+            {
+                exchange.SendFile(args[1], args[2], path);
+                return NativeModule.None();
+            }
+            var start = Py.LongAsLong(args[4]);
+            var end = Py.LongAsLong(args[5]);
+            if ((start == -1 || end == -1) && Py.ErrOccurred() != 0) throw PythonException.Fetch();
+            exchange.SendFile(args[1], args[2], path, start, end);
             return NativeModule.None();
         }
         catch (Exception e) { return NativeModule.RaiseFrom(e); }
@@ -137,7 +147,7 @@ internal static unsafe class AsgiCalls
         catch (Exception e) { return NativeModule.RaiseFrom(e); }
     }
 
-    private static AsgiExchange Exchange(nint* args, nint nargs, int expected) =>
-        AsgiServer.Current?.Handles.Get(NativeModule.RequestHandle(args, nargs, expected))
+    private static LoopExchange Exchange(nint* args, nint nargs, int expected) =>
+        LoopServer.Current?.Handles.Get(NativeModule.RequestHandle(args, nargs, expected))
             ?? throw new PythonError(Py.ExcRuntimeError, "this request has already finished");
 }

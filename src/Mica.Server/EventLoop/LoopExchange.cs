@@ -8,10 +8,10 @@ using Mica.Server.Http;
 using Mica.Server.Python;
 using Microsoft.AspNetCore.Http.Features;
 
-namespace Mica.Server.Asgi;
+namespace Mica.Server.EventLoop;
 
 /// <summary>
-/// One HTTP request in flight between Kestrel and the ASGI app.
+/// One HTTP request in flight between Kestrel and an async app (ASGI or RSGI).
 ///
 /// Two parties touch it: the request's Kestrel task (<see cref="HttpExchange"/>: reads the request,
 /// writes the response) and the Python thread (builds the scope, answers the app's receive/send).
@@ -25,16 +25,16 @@ namespace Mica.Server.Asgi;
 /// the connection's own writer, so the Python thread writes it inline and saves a thread hop
 /// (bench/http2_hello.py: ~55k → ~61k requests/s, server CPU 23 → 22 µs per request).
 /// </remarks>
-internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection features)
+internal sealed class LoopExchange(LoopServer server, IFeatureCollection features)
     : HttpExchange(server.Services, features, inlineSteps: features.GetRequiredFeature<IHttpRequestFeature>().Protocol == "HTTP/2"), IPythonWork
 {
-    private readonly AsgiServer _server = server;
+    private readonly LoopServer _server = server;
     // Work kinds posted to the Python thread.
     private const int DispatchWork = 0, BodyRead = 1, Aborted = 2, Flushed = 3, Accepted = 4;
 
     // A websocket handshake (the request has Kestrel's websocket feature), then the socket once accepted.
     private bool _isWebSocket;
-    private AsgiWebSocket? _webSocket;
+    private LoopWebSocket? _webSocket;
     private nint _pendingAccept;   // Python thread: an owned reference to the future accept() awaits
 
     // Request body reads the app asked for, completed on a Kestrel thread.
@@ -84,7 +84,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
             _server.Loop.Post(this, Accepted);
             return;
         }
-        _webSocket = new AsgiWebSocket(_server, socket);
+        _webSocket = new LoopWebSocket(_server, socket);
         _server.Loop.Post(this, Accepted);
         await _webSocket.RunAsync(_server.Services.Drain.Draining);
     }
@@ -144,7 +144,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         _handle = _server.Handles.Add(this);
         try
         {
-            using var scope = _server.Scope.Build(Features, _server.State, _isWebSocket);
+            using var scope = _server.BuildScope(Features, _isWebSocket);
             using var handle = PyRef.Steal(Py.LongFromLong(_handle));
             if (_isWebSocket)
             {
@@ -245,7 +245,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
     {
         if (!_isWebSocket || _sentFinal) throw new PythonError(Py.ExcRuntimeError, "this request cannot be accepted as a websocket");
         var protocol = subprotocol == Py.None ? null : PyStr.ToManaged(subprotocol);
-        var (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, text: false);
+        var (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, _server.HeaderForm);
         Py.IncRef(future);
         _pendingAccept = future;
         _sentFinal = true;
@@ -253,12 +253,15 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
     }
 
     /// <summary>The accepted websocket, for the <c>_mica.ws_*</c> calls.</summary>
-    public AsgiWebSocket WebSocket => _webSocket ?? throw new PythonError(Py.ExcRuntimeError, "the websocket is not open");
+    public LoopWebSocket WebSocket => _webSocket ?? throw new PythonError(Py.ExcRuntimeError, "the websocket is not open");
 
-    /// <summary><c>_mica.wait_disconnect(handle, future)</c>: resolved when the client goes away.</summary>
+    /// <summary>
+    /// <c>_mica.wait_disconnect(handle, future)</c>: resolved when the client goes away, or once the
+    /// response is complete. A new future replaces one still held (which its awaiter gave up on).
+    /// </summary>
     public unsafe void WaitDisconnect(nint future)
     {
-        if (_pendingDisconnect != 0) throw new PythonError(Py.ExcRuntimeError, "receive() is already awaiting a disconnect");
+        if (_pendingDisconnect != 0) Py.DecRef(_pendingDisconnect);
         Py.IncRef(future);
         _pendingDisconnect = future;
         if (_disconnected) Resolve(ref _pendingDisconnect, Py.None);
@@ -281,7 +284,7 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         {
             statusCode = (int)Py.LongAsLong(status);
             if (statusCode == -1 && Py.ErrOccurred() != 0) throw PythonException.Fetch();
-            (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, text: false);
+            (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, _server.HeaderForm);
         }
         if (more)
         {
@@ -299,12 +302,17 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
     }
 
     /// <summary>
-    /// <c>_mica.send_file(handle, status, headers, path)</c>: the <c>http.response.pathsend</c>
-    /// extension. The file is opened here, so a missing or unreadable one is the app's error (500).
+    /// <c>_mica.send_file(handle, status, headers, path[, start, end])</c>: the response body is the
+    /// file, or its bytes [start, end) (ASGI's <c>http.response.pathsend</c>, RSGI's
+    /// <c>response_file</c> and <c>response_file_range</c>). The file is opened here, so a missing
+    /// or unreadable one is an OSError for the app.
     /// </summary>
-    public unsafe void SendFile(nint status, nint headers, string path)
+    public unsafe void SendFile(nint status, nint headers, string path, long start = 0, long end = long.MaxValue)
     {
         if (_sentFinal) throw new PythonError(Py.ExcRuntimeError, "the response is already complete");
+        var statusCode = (int)Py.LongAsLong(status);
+        if (statusCode == -1 && Py.ErrOccurred() != 0) throw PythonException.Fetch();
+        var (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, _server.HeaderForm);
         SafeFileHandle file;
         long length;
         try
@@ -314,24 +322,13 @@ internal sealed class AsgiExchange(AsgiServer server, IFeatureCollection feature
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
+            ArrayPool<byte>.Shared.Return(headerBuffer);
             throw new PythonError(Py.ExcOSError, $"cannot send {path}: {e.Message}");
         }
-        var statusCode = (int)Py.LongAsLong(status);
-        if (statusCode == -1 && Py.ErrOccurred() != 0)
-        {
-            file.Dispose();
-            throw PythonException.Fetch();
-        }
-        byte[] headerBuffer;
-        int headerLength;
-        try { (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, text: false); }
-        catch
-        {
-            file.Dispose();
-            throw;
-        }
+        var offset = Math.Min(start, length);
         _sentFinal = true;
-        Steps.Add(new ResponseStep(StepKind.File, statusCode, headerBuffer, headerLength, null, 0, File: new FileBody(file, 0, length)));
+        Steps.Add(new ResponseStep(StepKind.File, statusCode, headerBuffer, headerLength, null, 0,
+            File: new FileBody(file, offset, Math.Min(end, length) - offset)));
         Resolve(ref _pendingDisconnect, Py.None);
     }
 
