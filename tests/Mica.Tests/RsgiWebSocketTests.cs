@@ -235,6 +235,37 @@ public sealed class RsgiWebSocketTests(RsgiAppServer fixture) : ProtoServerTests
     }
 
     [Fact]
+    public async Task A_second_accept_raises_ProtocolError_and_the_socket_stays_usable()
+    {
+        var key = Keys.New();
+        using var ws = await Ws.ConnectAsync(Mica, $"/ws_accept_twice?key={key}");
+        Assert.Equal("still open", (await ws.ReceiveMessageAsync()).Text);
+        var close = await ws.ReceiveMessageAsync();
+        Assert.Equal((WebSocketMessageType.Close, (int?)1000), (close.Type, close.CloseCode));
+        Assert.Equal("ProtocolError", await Rsgi.WaitForEventAsync(Mica, "rsgi-ws-accept-twice", key));
+    }
+
+    [Fact]
+    public async Task A_websocket_over_HTTP2_has_version_2_and_echoes()
+    {
+        // Extended CONNECT (RFC 8441) on a cleartext HTTP/2 connection.
+        using var handler = Clients.Handler();
+        using var invoker = new HttpMessageInvoker(handler);
+        using var ws = new ClientWebSocket();
+        ws.Options.HttpVersion = System.Net.HttpVersion.Version20;
+        ws.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        using (var cts = new CancellationTokenSource(Ws.Timeout))
+            await ws.ConnectAsync(Ws.Url(Mica, "/ws_info?h2=1"), invoker, cts.Token);
+        var scope = Json.Parse((await ws.ReceiveMessageAsync()).Data);
+        Assert.Equal("ws", scope.Str("proto"));
+        Assert.Equal("2", scope.Str("http_version"));
+        Assert.Equal("http", scope.Str("scheme"));
+        Assert.Equal("/ws_info", scope.Str("path"));
+        Assert.Equal($"127.0.0.1:{Server.Port}", scope.Str("authority"));
+        await ws.CloseCleanlyAsync();
+    }
+
+    [Fact]
     public async Task Python_websockets_client_echo_as_in_Granians_test()
     {
         var run = await Tool.RunAsync(MicaProcess.Python, ["-c", """

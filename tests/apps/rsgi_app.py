@@ -70,6 +70,8 @@ Websocket routes:
   /ws_return_open         accepts, sends "hi", returns with the socket open
   /ws_push?key=K          accepts, sends "ping" until a send raises; prints
                           "rsgi-ws-push-end K <exception class>"
+  /ws_accept_twice?key=K  accepts, then accept() again: prints "rsgi-ws-accept-twice K <exception
+                          class>", sends "still open", closes with 1000
 """
 
 import asyncio
@@ -565,6 +567,18 @@ async def ws_push(scope, protocol):
         say(f"rsgi-ws-push-end {key} {type(exc).__name__}")
 
 
+async def ws_accept_twice(scope, protocol):
+    key = query(scope)["key"]
+    transport = await protocol.accept()
+    try:
+        await protocol.accept()
+        say(f"rsgi-ws-accept-twice {key} none")
+    except Exception as exc:
+        say(f"rsgi-ws-accept-twice {key} {type(exc).__name__}")
+    await transport.send_str("still open")
+    protocol.close(1000)
+
+
 WS_ROUTES = {
     "/ws_echo": ws_echo,
     "/ws_reject": ws_reject,
@@ -574,6 +588,7 @@ WS_ROUTES = {
     "/ws_raise_after": ws_raise_after,
     "/ws_return_open": ws_return_open,
     "/ws_push": ws_push,
+    "/ws_accept_twice": ws_accept_twice,
 }
 
 
