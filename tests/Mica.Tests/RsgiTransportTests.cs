@@ -131,3 +131,48 @@ public sealed class RsgiUnixSocketTests(RsgiUdsServer fixture) : ProtoServerTest
         Assert.Equal("over the socket", result.BodyText);
     }
 }
+
+/// <summary>RSGI over TLS and a Unix socket at once, and with --ssl-protocol-min tls1.2: a server each.</summary>
+public sealed class RsgiTransportProcessTests
+{
+    [Fact]
+    public async Task Https_over_a_Unix_socket_has_scheme_https_and_server_the_path()
+    {
+        // As Granian's test_uds test_https[rsgi].
+        var pki = await TestPki.GetAsync();
+        using var dir = new ScratchDir();
+        var socket = dir.File("t.sock");
+        await using var server = await ProtoServer.StartAsync(RsgiAppServer.AppName, "--interface", "rsgi", "--uds", socket,
+            "--ssl-certificate", pki.ServerCert, "--ssl-keyfile", pki.ServerKey);
+        var result = await Curl.OkAsync("--cacert", pki.CaCert, "--unix-socket", socket, "https://localhost/info?test=true");
+        var scope = result.Json;
+        Assert.Equal("https", scope.Str("scheme"));
+        Assert.Equal("test=true", scope.Str("query_string"));
+        Assert.Equal(socket, scope.Str("server"));
+        Assert.Equal("", scope.Str("client"));
+    }
+
+    [Fact]
+    public async Task Protocol_min_tls1_2_serves_a_TLS_1_2_client_and_the_default_refuses_it()
+    {
+        // As Granian's test_tls_protocol[rsgi].
+        var pki = await TestPki.GetAsync();
+        await using (var server = await ProtoServer.StartAsync(RsgiAppServer.AppName, "--interface", "rsgi",
+            "--ssl-certificate", pki.ServerCert, "--ssl-keyfile", pki.ServerKey, "--ssl-protocol-min", "tls1.2"))
+        {
+            var result = await Curl.RunAsync("--cacert", pki.CaCert, "--tls-max", "1.2", "-v", server.Base + "/info");
+            Assert.True(result.ExitCode == 0 && result.Status == 200, result.ToString());
+            Assert.Contains("TLSv1.2", result.Run.Stderr);
+            Assert.Equal("https", result.Json.Str("scheme"));
+        }
+        await using (var server = await ProtoServer.StartAsync(RsgiAppServer.AppName, "--interface", "rsgi",
+            "--ssl-certificate", pki.ServerCert, "--ssl-keyfile", pki.ServerKey))
+        {
+            var refused = await Curl.RunAsync("--cacert", pki.CaCert, "--tls-max", "1.2", server.Base + "/info");
+            Assert.True(refused.ExitCode != 0 && refused.Status == 0, $"a TLS 1.2 client was served\n{refused}");
+            var tls13 = await Curl.RunAsync("--cacert", pki.CaCert, "--tlsv1.3", "-v", server.Base + "/info");
+            Assert.True(tls13.ExitCode == 0 && tls13.Status == 200, tls13.ToString());
+            Assert.Contains("TLSv1.3", tls13.Run.Stderr);
+        }
+    }
+}
