@@ -124,6 +124,7 @@ internal sealed class Supervisor(ServerOptions options)
             HeaderReadTimeoutMs = options.HeaderReadTimeoutMs,
             KeepAlive = options.KeepAlive,
             LogLevel = options.LogLevel,
+            AccessLogFormat = options.AccessLogFormat,
             ShutdownTimeoutSeconds = options.WorkersKillTimeoutSeconds ?? 3600,
             ProcessName = options.ProcessName,
             Workers = options.Workers,

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -50,6 +51,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
 
     public async Task RunAsync()
     {
+        var started = services.AccessLog is null ? 0 : Stopwatch.GetTimestamp();
         if (!services.Backpressure.Wait(0)) await services.Backpressure.WaitAsync();
         services.Drain.RequestStarted();
         var broken = false;   // once the response failed, the remaining steps are only acknowledged
@@ -112,9 +114,29 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         finally
         {
             await StopReadingAsync();
+            services.AccessLog?.Record(AccessLogEntry(started));
             services.Drain.RequestEnded();
             services.Backpressure.Release();
         }
+    }
+
+    /// <summary>The access-log line's facts, once the response is done (its status as sent).</summary>
+    private AccessLogEntry AccessLogEntry(long started)
+    {
+        var connection = Features.GetRequiredFeature<IHttpConnectionFeature>();
+        var target = RequestTarget.Of(Request);
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        return new AccessLogEntry(
+            connection.RemoteIpAddress is { } remote ? Addresses.Host(remote) : "-",
+            DateTimeOffset.Now - elapsed,
+            elapsed.TotalMilliseconds,
+            Response.StatusCode,
+            Uri.UnescapeDataString(target.RawPath.ToString()),
+            target.Query.ToString(),
+            Request.Method,
+            Request.Scheme,
+            Request.Protocol,
+            Request.Headers);
     }
 
     /// <summary>

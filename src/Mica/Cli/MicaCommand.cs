@@ -101,6 +101,9 @@ internal static class MicaCommand
         if (staticRoutes.FirstOrDefault(r => !r.StartsWith('/')) is { } badRoute)
             return Fail($"Invalid value for '--static-path-route': '{badRoute}' must start with '/'.");
         var backlog = result.GetValue(table.Backlog);
+        var accessLogFormat = result.GetValue(table.AccessLogFormat) ?? Mica.Server.Http.AccessLogFormat.Default;
+        try { Mica.Server.Http.AccessLogFormat.Parse(accessLogFormat); }
+        catch (FormatException e) { return Fail($"Invalid value for '--access-log-fmt': {e.Message}."); }
 
         var options = new ServerOptions
         {
@@ -117,6 +120,7 @@ internal static class MicaCommand
             WebSockets = FlagValue(all, table, table.WebSockets, @default: true),
             Http = http,
             EnvFiles = envFiles.Select(Path.GetFullPath).ToArray(),
+            AccessLogFormat = FlagValue(all, table, table.AccessLog, @default: false) ? accessLogFormat : null,
             StaticMounts = staticMounts.Select((mount, i) => new Mica.Server.Http.StaticMount(staticRoutes[i], Path.GetFullPath(mount))).ToArray(),
             StaticDirToFile = result.GetValue(table.StaticPathDirToFile),
             StaticExpiresSeconds = result.GetValue(table.StaticPathExpires) ?? 86_400,
