@@ -138,7 +138,7 @@ public sealed class CliTests
     [InlineData("--metrics")]
     [InlineData("--runtime-mode", "st")]
     [InlineData("--ssl-certificate", "cert.pem")]
-    [InlineData("--access-log")]
+    [InlineData("--log-config", "logging.json")]
     public async Task Unimplemented_option_exits_2_naming_it(params string[] option)
     {
         var run = await RunAsync([.. WithApp(option), "hello:app"]);
