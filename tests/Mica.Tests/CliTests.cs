@@ -138,7 +138,7 @@ public sealed class CliTests
     [InlineData("--metrics")]
     [InlineData("--runtime-mode", "st")]
     [InlineData("--ssl-certificate", "cert.pem")]
-    [InlineData("--log-config", "logging.json")]
+    [InlineData("--metrics-port", "9100")]
     public async Task Unimplemented_option_exits_2_naming_it(params string[] option)
     {
         var run = await RunAsync([.. WithApp(option), "hello:app"]);
