@@ -282,6 +282,15 @@ public sealed class ProxyHeadersOptionTests
     }
 
     [Fact]
+    public async Task The_access_log_gives_the_forwarded_client_and_scheme()
+    {
+        await using var mica = await MicaProcess.StartAsync("scope_echo:app", ["--access-log", "--access-log-fmt", "ACCESS %(addr)s %(scheme)s %(path)s"]);
+        await ProxiedRequest.ScopeAsync(mica, ProxiedRequest.Spoofed, "X-Forwarded-Proto: https");
+        await mica.WaitForStdoutAsync("ACCESS 203.0.113.7 https /x");
+        Assert.Equal(0, await mica.StopAsync());
+    }
+
+    [Fact]
     public async Task A_Unix_socket_s_peer_is_trusted()
     {
         using var dir = new ScratchDir();
