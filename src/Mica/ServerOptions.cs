@@ -56,4 +56,8 @@ internal sealed record ServerOptions
     public IReadOnlyList<string> ReloadIgnorePaths { get; init; } = [];
     public int ReloadTickMs { get; init; } = 50;
     public bool ReloadIgnoreWorkerFailure { get; init; }
+    /// <summary><c>--proxy-headers</c> (uvicorn's): believe proxy headers from <see cref="ForwardedAllowIps"/>.</summary>
+    public bool ProxyHeaders { get; init; } = true;
+    /// <summary><c>--forwarded-allow-ips</c>, already validated (<see cref="Mica.Server.Http.TrustedProxies"/>).</summary>
+    public string ForwardedAllowIps { get; init; } = Mica.Server.Http.TrustedProxies.Default;
 }

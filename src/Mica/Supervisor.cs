@@ -138,6 +138,8 @@ internal sealed class Supervisor(ServerOptions options)
             StaticExpiresSeconds = options.StaticExpiresSeconds,
             Http2 = options.Http2,
             Tls = options.Tls,
+            ProxyHeaders = options.ProxyHeaders,
+            ForwardedAllowIps = options.ForwardedAllowIps,
         };
         var worker = WorkerProcess.Spawn(id, config, _workerEnvironment, _events.Writer, respawned, replacing);
         _workers.Add(worker);

@@ -45,6 +45,10 @@ public sealed record WorkerConfig
     public IReadOnlyList<Http.StaticMount> StaticMounts { get; init; } = [];
     public string? StaticDirToFile { get; init; }
     public int StaticExpiresSeconds { get; init; } = 86_400;
+    /// <summary><c>--proxy-headers</c>: believe X-Forwarded-* and Forwarded from <see cref="ForwardedAllowIps"/>.</summary>
+    public bool ProxyHeaders { get; init; } = true;
+    /// <summary><c>--forwarded-allow-ips</c>, validated by the master (<see cref="Http.TrustedProxies"/>).</summary>
+    public string ForwardedAllowIps { get; init; } = Mica.Server.Http.TrustedProxies.Default;
 }
 
 /// <summary>Granian's <c>--http2-*</c> options.</summary>

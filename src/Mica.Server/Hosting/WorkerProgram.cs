@@ -52,7 +52,8 @@ public static class WorkerProgram
         var accessLog = config.AccessLogFormat is { } format
             ? new Http.AccessLog(Http.AccessLogFormat.Parse(format), Console.OpenStandardOutput())
             : null;
-        var python = new PythonHost(config, new Http.ExchangeServices(drain, config.KeepAlive, config.Backpressure, staticFiles, accessLog));
+        var forwarding = new Http.ForwardedHeaders(config.ProxyHeaders ? Http.TrustedProxies.Parse(config.ForwardedAllowIps) : null);
+        var python = new PythonHost(config, new Http.ExchangeServices(drain, config.KeepAlive, config.Backpressure, staticFiles, accessLog, forwarding));
         python.Start();
         var failure = await python.Started;
         if (failure is not null)

@@ -19,6 +19,12 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     private static readonly byte[] Forbidden = "Forbidden"u8.ToArray();
 
     public IFeatureCollection Features { get; } = features;
+    /// <summary>
+    /// The Host a trusted proxy forwarded (WSGI's SERVER_NAME and SERVER_PORT follow it). Applying the
+    /// proxy headers comes first, so that everything after (static files, scopes, environ) sees
+    /// the forwarded client, scheme and Host.
+    /// </summary>
+    public ForwardedServer? ForwardedServer { get; } = services.Forwarding.Apply(features);
     protected readonly IHttpRequestFeature Request = features.GetRequiredFeature<IHttpRequestFeature>();
     protected readonly IHttpResponseFeature Response = features.GetRequiredFeature<IHttpResponseFeature>();
     private readonly IHttpResponseBodyFeature _responseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();

@@ -170,6 +170,8 @@ internal static class MicaCommand
             ReloadIgnorePaths = result.GetValue(table.ReloadIgnorePaths) ?? [],
             ReloadTickMs = result.GetValue(table.ReloadTick),
             ReloadIgnoreWorkerFailure = FlagValue(all, table, table.ReloadIgnoreWorkerFailure, @default: false),
+            ProxyHeaders = FlagValue(all, table, table.ProxyHeaders, @default: true),
+            ForwardedAllowIps = result.GetValue(table.ForwardedAllowIps)!,
         };
         return (options, 0);
     }
@@ -190,7 +192,8 @@ internal static class MicaCommand
     }
 
     /// <summary>
-    /// Options not on the command line but set in the environment (MICA_X, else GRANIAN_X), turned into
+    /// Options not on the command line but set in the environment (MICA_X, else GRANIAN_X, else uvicorn's
+    /// name for the few options that have one), turned into
     /// arguments so that they are parsed and validated exactly like the command line (an empty
     /// variable counts as unset, booleans accept click's words, repeatable options split on ':' for
     /// paths and on whitespace otherwise).
@@ -208,6 +211,11 @@ internal static class MicaCommand
             if (string.IsNullOrEmpty(value))
             {
                 variable = "GRANIAN_" + entry.EnvName;
+                value = Environment.GetEnvironmentVariable(variable);
+            }
+            if (string.IsNullOrEmpty(value) && entry.PlainEnv is not null)
+            {
+                variable = entry.PlainEnv;
                 value = Environment.GetEnvironmentVariable(variable);
             }
             if (string.IsNullOrEmpty(value)) continue;
