@@ -33,6 +33,8 @@ internal sealed record ServerOptions
     public bool Factory { get; init; }
     public required string WorkingDir { get; init; }
     public string LogLevel { get; init; } = "info";
+    /// <summary><c>--access-log</c>: the line format; null when off.</summary>
+    public string? AccessLogFormat { get; init; }
     /// <summary>Null: wait for workers to stop for as long as they take (Granian's default).</summary>
     public int? WorkersKillTimeoutSeconds { get; init; }
     public string? Python { get; init; }
@@ -54,4 +56,8 @@ internal sealed record ServerOptions
     public IReadOnlyList<string> ReloadIgnorePaths { get; init; } = [];
     public int ReloadTickMs { get; init; } = 50;
     public bool ReloadIgnoreWorkerFailure { get; init; }
+    /// <summary><c>--proxy-headers</c> (uvicorn's): believe proxy headers from <see cref="ForwardedAllowIps"/>.</summary>
+    public bool ProxyHeaders { get; init; } = true;
+    /// <summary><c>--forwarded-allow-ips</c>, already validated (<see cref="Mica.Server.Http.TrustedProxies"/>).</summary>
+    public string ForwardedAllowIps { get; init; } = Mica.Server.Http.TrustedProxies.Default;
 }

@@ -124,6 +124,7 @@ internal sealed class Supervisor(ServerOptions options)
             HeaderReadTimeoutMs = options.HeaderReadTimeoutMs,
             KeepAlive = options.KeepAlive,
             LogLevel = options.LogLevel,
+            AccessLogFormat = options.AccessLogFormat,
             ShutdownTimeoutSeconds = options.WorkersKillTimeoutSeconds ?? 3600,
             ProcessName = options.ProcessName,
             Workers = options.Workers,
@@ -137,6 +138,8 @@ internal sealed class Supervisor(ServerOptions options)
             StaticExpiresSeconds = options.StaticExpiresSeconds,
             Http2 = options.Http2,
             Tls = options.Tls,
+            ProxyHeaders = options.ProxyHeaders,
+            ForwardedAllowIps = options.ForwardedAllowIps,
         };
         var worker = WorkerProcess.Spawn(id, config, _workerEnvironment, _events.Writer, respawned, replacing);
         _workers.Add(worker);

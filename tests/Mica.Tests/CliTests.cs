@@ -126,6 +126,10 @@ public sealed class CliTests
     [InlineData("--respawn-interval", "abc")]
     [InlineData("--rss-sample-interval", "0")]
     [InlineData("--rss-samples", "0")]
+    [InlineData("--forwarded-allow-ips", "10.0.0.1/8")]
+    [InlineData("--forwarded-allow-ips", "10.0.0.0/33")]
+    [InlineData("--forwarded-allow-ips", "127.0.0.1,localhost")]
+    [InlineData("--forwarded-allow-ips", "127.1")]
     public async Task Bad_option_value_exits_2_with_one_error_line(string option, string value)
     {
         var run = await RunAsync(["--python", MicaProcess.Python, option, value, "hello:app"]);
@@ -138,7 +142,7 @@ public sealed class CliTests
     [InlineData("--metrics")]
     [InlineData("--runtime-mode", "st")]
     [InlineData("--ssl-certificate", "cert.pem")]
-    [InlineData("--access-log")]
+    [InlineData("--metrics-port", "9100")]
     public async Task Unimplemented_option_exits_2_naming_it(params string[] option)
     {
         var run = await RunAsync([.. WithApp(option), "hello:app"]);
@@ -180,6 +184,17 @@ public sealed class CliTests
         AssertUsageError(run, "MICA_HTTP1_KEEP_ALIVE");
     }
 
+    [Theory]
+    [InlineData("MICA_FORWARDED_ALLOW_IPS")]
+    [InlineData("GRANIAN_FORWARDED_ALLOW_IPS")]
+    [InlineData("FORWARDED_ALLOW_IPS")]
+    public async Task Bad_forwarded_allow_ips_in_the_environment_exits_2(string variable)
+    {
+        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { [variable] = "10.0.0.1/8" });
+        AssertUsageError(run, "--forwarded-allow-ips");
+        Assert.Contains("10.0.0.0/8", run.Stderr[0]);
+    }
+
     [Fact]
     public async Task Unimplemented_option_from_the_environment_exits_2()
     {
@@ -204,7 +219,8 @@ public sealed class CliTests
         var run = await RunAsync(["--help"]);
         Assert.Equal(0, run.ExitCode);
         var help = string.Join('\n', run.Stdout);
-        foreach (var option in new[] { "APP", "--host", "--port", "--interface", "--loop", "--url-path-prefix", "--factory", "--python", "--version" })
+        foreach (var option in new[] { "APP", "--host", "--port", "--interface", "--loop", "--url-path-prefix", "--factory", "--python", "--version",
+                     "--proxy-headers", "--no-proxy-headers", "--forwarded-allow-ips" })
             Assert.Contains(option, help);
         Assert.Empty(run.Stderr);
     }

@@ -90,6 +90,8 @@ internal sealed unsafe class AsgiScope
         var request = features.GetRequiredFeature<IHttpRequestFeature>();
         var connection = features.GetRequiredFeature<IHttpConnectionFeature>();
         var tls = features.Get<ITlsHandshakeFeature>();
+        // The connection's scheme, or a trusted proxy's (ForwardedHeaders); tls is the connection's own.
+        var https = request.Scheme == "https";
         using var scope = PyRef.Steal(Py.DictNew());
         var d = scope.Handle;
         Set(d, _type, websocket ? _websocket : _http);
@@ -109,12 +111,12 @@ internal sealed unsafe class AsgiScope
         using (var client = ClientTuple(connection)) Set(d, _client, client.Handle);
         if (websocket)
         {
-            Set(d, _scheme, tls is null ? _wsScheme : _wssScheme);
+            Set(d, _scheme, https ? _wssScheme : _wsScheme);
             using (var subprotocols = Subprotocols(request.Headers)) Set(d, _subprotocols, subprotocols.Handle);
         }
         else
         {
-            Set(d, _scheme, tls is null ? _httpScheme : _httpsScheme);
+            Set(d, _scheme, https ? _httpsScheme : _httpScheme);
             Set(d, _method, _methods.Get(request.Method));
         }
         using (var extensions = PyRef.Steal(Py.DictCopy(websocket ? _websocketExtensions : _httpExtensions)))

@@ -24,6 +24,8 @@ public sealed record WorkerConfig
     public int HeaderReadTimeoutMs { get; init; } = 30_000;
     public bool KeepAlive { get; init; } = true;
     public string LogLevel { get; init; } = "info";
+    /// <summary><c>--access-log</c>: the line format (<see cref="Http.AccessLogFormat"/>); null when off.</summary>
+    public string? AccessLogFormat { get; init; }
     public double ShutdownTimeoutSeconds { get; init; } = 30;
     public string? ProcessName { get; init; }
     /// <summary>Worker processes in all (WSGI's <c>wsgi.multiprocess</c>).</summary>
@@ -43,6 +45,10 @@ public sealed record WorkerConfig
     public IReadOnlyList<Http.StaticMount> StaticMounts { get; init; } = [];
     public string? StaticDirToFile { get; init; }
     public int StaticExpiresSeconds { get; init; } = 86_400;
+    /// <summary><c>--proxy-headers</c>: believe X-Forwarded-* and Forwarded from <see cref="ForwardedAllowIps"/>.</summary>
+    public bool ProxyHeaders { get; init; } = true;
+    /// <summary><c>--forwarded-allow-ips</c>, validated by the master (<see cref="Http.TrustedProxies"/>).</summary>
+    public string ForwardedAllowIps { get; init; } = Mica.Server.Http.TrustedProxies.Default;
 }
 
 /// <summary>Granian's <c>--http2-*</c> options.</summary>

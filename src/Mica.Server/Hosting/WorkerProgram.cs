@@ -49,7 +49,11 @@ public static class WorkerProgram
         var staticFiles = config.StaticMounts.Count > 0
             ? new Http.StaticFiles(config.StaticMounts, config.StaticDirToFile, config.StaticExpiresSeconds)
             : null;
-        var python = new PythonHost(config, new Http.ExchangeServices(drain, config.KeepAlive, config.Backpressure, staticFiles));
+        var accessLog = config.AccessLogFormat is { } format
+            ? new Http.AccessLog(Http.AccessLogFormat.Parse(format), Console.OpenStandardOutput())
+            : null;
+        var forwarding = new Http.ForwardedHeaders(config.ProxyHeaders ? Http.TrustedProxies.Parse(config.ForwardedAllowIps) : null);
+        var python = new PythonHost(config, new Http.ExchangeServices(drain, config.KeepAlive, config.Backpressure, staticFiles, accessLog, forwarding));
         python.Start();
         var failure = await python.Started;
         if (failure is not null)
@@ -70,6 +74,7 @@ public static class WorkerProgram
         python.BeginShutdown();
         await Task.WhenAny(python.Stopped, Task.Delay(TimeSpan.FromSeconds(config.ShutdownTimeoutSeconds)));
         kestrel.Dispose();
+        accessLog?.Complete();
         return 0;
 
         void OnStopSignal(PosixSignalContext context)

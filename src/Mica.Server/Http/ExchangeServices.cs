@@ -3,8 +3,15 @@ using Mica.Server.Hosting;
 namespace Mica.Server.Http;
 
 /// <summary>What every request needs from its worker, whatever the interface serving it.</summary>
-internal sealed class ExchangeServices(ConnectionDrain drain, bool keepAlive, int backpressure, StaticFiles? staticFiles)
+internal sealed class ExchangeServices(ConnectionDrain drain, bool keepAlive, int backpressure, StaticFiles? staticFiles, AccessLog? accessLog,
+    ForwardedHeaders forwarding)
 {
+    /// <summary><c>--access-log</c>: null when off.</summary>
+    public AccessLog? AccessLog { get; } = accessLog;
+
+    /// <summary><c>--proxy-headers</c>: applied to each request before it becomes an exchange.</summary>
+    public ForwardedHeaders Forwarding { get; } = forwarding;
+
     /// <summary><c>--static-path-*</c>: requests Kestrel answers from files before the app sees them.</summary>
     public StaticFiles? StaticFiles { get; } = staticFiles;
 

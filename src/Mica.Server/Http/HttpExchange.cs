@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -18,6 +19,12 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     private static readonly byte[] Forbidden = "Forbidden"u8.ToArray();
 
     public IFeatureCollection Features { get; } = features;
+    /// <summary>
+    /// The Host a trusted proxy forwarded (WSGI's SERVER_NAME and SERVER_PORT follow it). Applying the
+    /// proxy headers comes first, so that everything after (static files, scopes, environ) sees
+    /// the forwarded client, scheme and Host.
+    /// </summary>
+    public ForwardedServer? ForwardedServer { get; } = services.Forwarding.Apply(features);
     protected readonly IHttpRequestFeature Request = features.GetRequiredFeature<IHttpRequestFeature>();
     protected readonly IHttpResponseFeature Response = features.GetRequiredFeature<IHttpResponseFeature>();
     private readonly IHttpResponseBodyFeature _responseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();
@@ -50,6 +57,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
 
     public async Task RunAsync()
     {
+        var started = services.AccessLog is null ? 0 : Stopwatch.GetTimestamp();
         if (!services.Backpressure.Wait(0)) await services.Backpressure.WaitAsync();
         services.Drain.RequestStarted();
         var broken = false;   // once the response failed, the remaining steps are only acknowledged
@@ -112,9 +120,29 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         finally
         {
             await StopReadingAsync();
+            services.AccessLog?.Record(AccessLogEntry(started));
             services.Drain.RequestEnded();
             services.Backpressure.Release();
         }
+    }
+
+    /// <summary>The access-log line's facts, once the response is done (its status as sent).</summary>
+    private AccessLogEntry AccessLogEntry(long started)
+    {
+        var connection = Features.GetRequiredFeature<IHttpConnectionFeature>();
+        var target = RequestTarget.Of(Request);
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        return new AccessLogEntry(
+            connection.RemoteIpAddress is { } remote ? Addresses.Host(remote) : "-",
+            DateTimeOffset.Now - elapsed,
+            elapsed.TotalMilliseconds,
+            Response.StatusCode,
+            Uri.UnescapeDataString(target.RawPath.ToString()),
+            target.Query.ToString(),
+            Request.Method,
+            Request.Scheme,
+            Request.Protocol,
+            Request.Headers);
     }
 
     /// <summary>

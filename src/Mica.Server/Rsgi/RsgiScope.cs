@@ -1,7 +1,6 @@
 using System.Net;
 using Mica.Server.Http;
 using Mica.Server.Python;
-using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Mica.Server.Rsgi;
@@ -63,7 +62,8 @@ internal sealed unsafe class RsgiScope
             "HTTP/2" => _http2,
             _ => _http10,
         };
-        values[_scheme] = features.Get<ITlsHandshakeFeature>() is null ? _http : _https;
+        // The connection's scheme, or a trusted proxy's (ForwardedHeaders).
+        values[_scheme] = request.Scheme == "https" ? _https : _http;
         values[_server] = Server(connection);
         try
         {

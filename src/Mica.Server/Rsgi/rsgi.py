@@ -134,7 +134,7 @@ _CLOSE = WebsocketMessageType.close
 _BYTES = WebsocketMessageType.bytes
 _STRING = WebsocketMessageType.string
 
-# Response states.
+# Response states (_START is falsy: "nothing sent yet").
 _START, _STREAM, _DONE = 0, 1, 2
 
 
@@ -206,40 +206,44 @@ class HTTPProtocol:
 
     # ---------------------------------------------------------------- responses
 
-    def _respond(self, what):
-        if self.state != _START:
-            logger.error("RSGI app called %s after the response was already sent; ignored", what)
-            return False
-        self.state = _DONE
-        return True
+    # Each response method checks the state inline: this is the per-request path.
+    def _late(self, what):
+        logger.error("RSGI app called %s after the response was already sent; ignored", what)
 
     def response_empty(self, status=200, headers=()):
-        if self._respond("response_empty"):
-            _send(self.handle, status, headers, b"", False, None)
+        if self.state:
+            return self._late("response_empty")
+        self.state = _DONE
+        _send(self.handle, status, headers, b"", False, None)
 
     def response_bytes(self, status=200, headers=(), body=b""):
         if type(body) is not bytes:
             body = bytes(body)
-        if self._respond("response_bytes"):
-            _send(self.handle, status, headers, body, False, None)
+        if self.state:
+            return self._late("response_bytes")
+        self.state = _DONE
+        _send(self.handle, status, headers, body, False, None)
 
     def response_str(self, status=200, headers=(), body=""):
         if type(body) is not str:
             raise TypeError(f"response_str() body must be str, not {type(body).__name__}")
-        if self._respond("response_str"):
-            _send(self.handle, status, headers, body.encode(), False, None)
+        if self.state:
+            return self._late("response_str")
+        self.state = _DONE
+        _send(self.handle, status, headers, body.encode(), False, None)
 
     def response_file(self, status, headers, file):
-        if self._respond("response_file"):
-            self._send_file(status, headers, file, None, None)
+        self._send_file("response_file", status, headers, file, None, None)
 
     def response_file_range(self, status, headers, file, start, end):
         if start < 0 or start >= end:
             raise ValueError("Invalid range")
-        if self._respond("response_file_range"):
-            self._send_file(status, headers, file, start, end)
+        self._send_file("response_file_range", status, headers, file, start, end)
 
-    def _send_file(self, status, headers, file, start, end):
+    def _send_file(self, what, status, headers, file, start, end):
+        if self.state:
+            return self._late(what)
+        self.state = _DONE
         try:
             if start is None:
                 _send_file(self.handle, status, headers, str(file))

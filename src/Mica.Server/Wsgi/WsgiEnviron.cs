@@ -105,10 +105,10 @@ internal sealed unsafe class WsgiEnviron : IDisposable
         _lastRemote = default;
     }
 
-    /// <param name="tls">The connection is TLS: <c>wsgi.url_scheme</c> is https and <c>HTTPS</c> is "on".</param>
-    public PyRef Build(IHttpRequestFeature request, IHttpConnectionFeature connection, bool tls)
+    /// <param name="forwarded">The Host a trusted proxy forwarded: SERVER_NAME and SERVER_PORT instead of the socket's.</param>
+    public PyRef Build(IHttpRequestFeature request, IHttpConnectionFeature connection, ForwardedServer? forwarded)
     {
-        try { return BuildEnviron(request, connection, tls); }
+        try { return BuildEnviron(request, connection, forwarded); }
         finally { ReleaseTransient(); }
     }
 
@@ -121,7 +121,7 @@ internal sealed unsafe class WsgiEnviron : IDisposable
         _transient.Clear();
     }
 
-    private PyRef BuildEnviron(IHttpRequestFeature request, IHttpConnectionFeature connection, bool tls)
+    private PyRef BuildEnviron(IHttpRequestFeature request, IHttpConnectionFeature connection, ForwardedServer? forwarded)
     {
         using var environ = PyRef.Steal(Py.DictNew());
         var d = environ.Handle;
@@ -133,11 +133,17 @@ internal sealed unsafe class WsgiEnviron : IDisposable
             "HTTP/2" => _http2,
             _ => _http10,
         });
-        SetServer(d, connection);
+        if (forwarded is { } server)
+        {
+            SetNew(d, _serverName, PyStr.New(server.Name));
+            SetNew(d, _serverPort, PyStr.New(server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
+        else SetServer(d, connection);
         SetRemote(d, connection);
         SetHeaders(d, request.Headers);
         Set(d, _wsgiVersion, _version);
-        if (tls)
+        // The connection's scheme, or a trusted proxy's (ForwardedHeaders): url_scheme https and HTTPS=on.
+        if (request.Scheme == "https")
         {
             Set(d, _urlScheme, _https);
             Set(d, _httpsFlag, _on);

@@ -64,8 +64,7 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
         var handle = _server.Handles.Add(this);
         try
         {
-            using var env = environ.Build(Request, Features.GetRequiredFeature<IHttpConnectionFeature>(),
-                tls: Features.Get<Microsoft.AspNetCore.Connections.Features.ITlsHandshakeFeature>() is not null);
+            using var env = environ.Build(Request, Features.GetRequiredFeature<IHttpConnectionFeature>(), ForwardedServer);
             using var handleObj = PyRef.Steal(Py.LongFromLong(handle));
             var args = stackalloc nint[3] { _server.App, env.Handle, handleObj.Handle };
             using var _ = PyRef.Steal(Py.Vectorcall(_server.RunFunction, args, 3, 0));

@@ -101,6 +101,9 @@ internal static class MicaCommand
         if (staticRoutes.FirstOrDefault(r => !r.StartsWith('/')) is { } badRoute)
             return Fail($"Invalid value for '--static-path-route': '{badRoute}' must start with '/'.");
         var backlog = result.GetValue(table.Backlog);
+        var accessLogFormat = result.GetValue(table.AccessLogFormat) ?? Mica.Server.Http.AccessLogFormat.Default;
+        try { Mica.Server.Http.AccessLogFormat.Parse(accessLogFormat); }
+        catch (FormatException e) { return Fail($"Invalid value for '--access-log-fmt': {e.Message}."); }
 
         var options = new ServerOptions
         {
@@ -117,6 +120,7 @@ internal static class MicaCommand
             WebSockets = FlagValue(all, table, table.WebSockets, @default: true),
             Http = http,
             EnvFiles = envFiles.Select(Path.GetFullPath).ToArray(),
+            AccessLogFormat = FlagValue(all, table, table.AccessLog, @default: false) ? accessLogFormat : null,
             StaticMounts = staticMounts.Select((mount, i) => new Mica.Server.Http.StaticMount(staticRoutes[i], Path.GetFullPath(mount))).ToArray(),
             StaticDirToFile = result.GetValue(table.StaticPathDirToFile),
             StaticExpiresSeconds = result.GetValue(table.StaticPathExpires) ?? 86_400,
@@ -166,6 +170,8 @@ internal static class MicaCommand
             ReloadIgnorePaths = result.GetValue(table.ReloadIgnorePaths) ?? [],
             ReloadTickMs = result.GetValue(table.ReloadTick),
             ReloadIgnoreWorkerFailure = FlagValue(all, table, table.ReloadIgnoreWorkerFailure, @default: false),
+            ProxyHeaders = FlagValue(all, table, table.ProxyHeaders, @default: true),
+            ForwardedAllowIps = result.GetValue(table.ForwardedAllowIps)!,
         };
         return (options, 0);
     }
@@ -186,7 +192,8 @@ internal static class MicaCommand
     }
 
     /// <summary>
-    /// Options not on the command line but set in the environment (MICA_X, else GRANIAN_X), turned into
+    /// Options not on the command line but set in the environment (MICA_X, else GRANIAN_X, else uvicorn's
+    /// name for the few options that have one), turned into
     /// arguments so that they are parsed and validated exactly like the command line (an empty
     /// variable counts as unset, booleans accept click's words, repeatable options split on ':' for
     /// paths and on whitespace otherwise).
@@ -204,6 +211,11 @@ internal static class MicaCommand
             if (string.IsNullOrEmpty(value))
             {
                 variable = "GRANIAN_" + entry.EnvName;
+                value = Environment.GetEnvironmentVariable(variable);
+            }
+            if (string.IsNullOrEmpty(value) && entry.PlainEnv is not null)
+            {
+                variable = entry.PlainEnv;
                 value = Environment.GetEnvironmentVariable(variable);
             }
             if (string.IsNullOrEmpty(value)) continue;

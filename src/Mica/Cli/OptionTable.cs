@@ -9,14 +9,15 @@ namespace Mica.Cli;
 /// Every command-line option, with Granian's names, types, defaults and ranges (from its
 /// <c>granian/cli.py</c>), plus Mica's own (<c>--python</c>). Each also reads the environment
 /// variable <c>MICA_&lt;NAME&gt;</c> or, failing that, <c>GRANIAN_&lt;NAME&gt;</c>, where NAME is
-/// Granian's parameter name (so <c>--ws</c> reads <c>MICA_WEBSOCKETS</c>, as Granian does).
+/// Granian's parameter name (so <c>--ws</c> reads <c>MICA_WEBSOCKETS</c>, as Granian does); an option
+/// taken from uvicorn may also read uvicorn's own variable (<c>FORWARDED_ALLOW_IPS</c>) last.
 /// An option Mica does not implement yet is still recognised, so that using it gets a clear
 /// "not supported yet" instead of "no such option".
 /// </summary>
 internal sealed partial class OptionTable
 {
     /// <summary>One option: its flag, the negating flag of a --x/--no-x pair, and its env name.</summary>
-    public sealed record Entry(Option Option, string EnvName, bool Implemented, Option<bool>? Negation = null, char? EnvSplit = null);
+    public sealed record Entry(Option Option, string EnvName, bool Implemented, Option<bool>? Negation = null, char? EnvSplit = null, string? PlainEnv = null);
 
     private readonly List<Entry> _entries = [];
     public IReadOnlyList<Entry> Entries => _entries;
@@ -79,7 +80,12 @@ internal sealed partial class OptionTable
     public readonly Option<string?> StaticPathDirToFile = OptionalStr("--static-path-dir-to-file", "Serve the specified file as the index for directory listings");
     public readonly Option<int?> StaticPathExpires = Duration("--static-path-expires", "Cache headers expiration (in seconds) for static file serving; 0 to disable", 0, null, 86_400);
     public readonly Option<string[]> EnvFiles = Many("--env-files", "Environment file(s) to load (.env format)");
+    public readonly Option<bool> AccessLog = Flag("--access-log", "Enable access log", false);
+    public readonly Option<string?> AccessLogFormat = OptionalStr("--access-log-fmt", "Access log format");
     public readonly Option<string?> Python = OptionalStr("--python", "Python interpreter to embed (default: $VIRTUAL_ENV/bin/python, else python3 on PATH)");
+    // uvicorn's, not Granian's (Granian leaves proxy headers to wrappers around the app).
+    public readonly Option<bool> ProxyHeaders = Flag("--proxy-headers", "Use X-Forwarded-For/-Proto/-Host and Forwarded from trusted peers for the client address, scheme and host", true);
+    public readonly Option<string> ForwardedAllowIps = Trusted("--forwarded-allow-ips", "Comma-separated IP addresses and CIDR networks to trust with proxy headers, '*' for all (a Unix socket's peer is always trusted)", Mica.Server.Http.TrustedProxies.Default);
 
     public OptionTable()
     {
@@ -98,6 +104,8 @@ internal sealed partial class OptionTable
         Register(WorkingDir, "WORKING_DIR");
         Register(LogEnabled, "LOG_ENABLED");
         Register(LogLevel, "LOG_LEVEL");
+        Register(AccessLog, "LOG_ACCESS_ENABLED");
+        Register(AccessLogFormat, "LOG_ACCESS_FMT");
         Register(WorkersKillTimeout, "WORKERS_KILL_TIMEOUT");
         Register(Python, "PYTHON");
         Register(Workers, "WORKERS");
@@ -141,6 +149,8 @@ internal sealed partial class OptionTable
         Register(BlockingThreads, "BLOCKING_THREADS");
         Register(BlockingThreadsIdleTimeout, "BLOCKING_THREADS_IDLE_TIMEOUT");
         Register(Backpressure, "BACKPRESSURE");
+        Register(ProxyHeaders, "PROXY_HEADERS");
+        Register(ForwardedAllowIps, "FORWARDED_ALLOW_IPS", plainEnv: "FORWARDED_ALLOW_IPS");
 
         // Recognised, not implemented yet: using any of them is an error naming it.
         Later(Int("--runtime-threads", "Number of runtime threads (per worker)", 1, min: 1), "RUNTIME_THREADS");
@@ -150,15 +160,13 @@ internal sealed partial class OptionTable
         Later(Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections", 417_792, min: 8192), "HTTP1_BUFFER_SIZE");
         Later(Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (experimental)", false), "HTTP1_PIPELINE_FLUSH");
         Later(Str("--log-config", "Logging configuration file (json)", ""), "LOG_CONFIG");
-        Later(Flag("--access-log", "Enable access log", false), "LOG_ACCESS_ENABLED");
-        Later(Str("--access-log-fmt", "Access log format", ""), "LOG_ACCESS_FMT");
         Later(Flag("--metrics", "Enable the Prometheus metrics exporter", false), "METRICS_ENABLED");
         Later(Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection", 1, 60, 15), "METRICS_SCRAPE_INTERVAL");
         Later(Str("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1"), "METRICS_ADDRESS");
         Later(Int("--metrics-port", "The port to bind the metrics exporter to", 9090), "METRICS_PORT");
     }
 
-    private void Register(Option option, string env, bool implemented = true, char? split = null)
+    private void Register(Option option, string env, bool implemented = true, char? split = null, string? plainEnv = null)
     {
         Option<bool>? negation = null;
         if (option is Option<bool> flag)
@@ -166,7 +174,7 @@ internal sealed partial class OptionTable
             var negative = "--no-" + flag.Name[2..];
             negation = new Option<bool>(negative) { Description = $"Disable {flag.Name}", Arity = ArgumentArity.Zero };
         }
-        _entries.Add(new Entry(option, env, implemented, negation, split));
+        _entries.Add(new Entry(option, env, implemented, negation, split, plainEnv));
     }
 
     private void Later(Option option, string env, char? split = null) => Register(option, env, implemented: false, split);
@@ -291,6 +299,20 @@ internal sealed partial class OptionTable
 
     [GeneratedRegex(@"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")]
     private static partial Regex DurationPattern();
+
+    /// <summary>A <see cref="Mica.Server.Http.TrustedProxies"/> list, checked here so that a bad item is a usage error.</summary>
+    private static Option<string> Trusted(string name, string help, string @default)
+    {
+        var option = new Option<string>(name) { Description = help, DefaultValueFactory = _ => @default };
+        option.CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+            if (!Mica.Server.Http.TrustedProxies.TryParse(text, out _, out var error))
+                result.AddError($"Invalid value for '{name}': {error}.");
+            return text;
+        };
+        return option;
+    }
 
     /// <summary>A case-insensitive choice, normalised to lower case (Granian's EnumType).</summary>
     private static Option<string> Choice(string name, string help, string @default, params string[] choices)

@@ -154,9 +154,9 @@ public sealed partial class MicaProcess : IAsyncDisposable, IDisposable
         }
         foreach (var a in args) psi.ArgumentList.Add(a);
 
-        // Hermetic: no MICA_*/GRANIAN_* from the environment the tests run in.
+        // Hermetic: no MICA_*/GRANIAN_* (nor uvicorn's FORWARDED_ALLOW_IPS) from the environment the tests run in.
         foreach (var key in psi.Environment.Keys.ToList())
-            if (key.StartsWith("MICA_", StringComparison.Ordinal) || key.StartsWith("GRANIAN_", StringComparison.Ordinal))
+            if (key.StartsWith("MICA_", StringComparison.Ordinal) || key.StartsWith("GRANIAN_", StringComparison.Ordinal) || key == "FORWARDED_ALLOW_IPS")
                 psi.Environment.Remove(key);
         psi.Environment["PYTHONDONTWRITEBYTECODE"] = "1";
         if (environment is not null)
