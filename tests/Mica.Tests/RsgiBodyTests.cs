@@ -153,7 +153,7 @@ public sealed class RsgiBodyTests(RsgiAppServer fixture) : ProtoServerTests<Rsgi
 /// </summary>
 public sealed class RsgiExpectContinueTests
 {
-    [Fact(Skip = "server bug: with Expect: 100-continue, a response_stream started before the body is read can get \"HTTP/1.1 100 Continue\" written after its 200 head, inside the chunked body (curl: Illegal or missing hexadecimal sequence in chunked-encoding); a race, seen in about half the runs of this test")]
+    [Fact]
     public async Task Expect_100_continue_with_a_streamed_echo_keeps_the_response_well_formed()
     {
         using var dir = new ScratchDir();
@@ -161,10 +161,13 @@ public sealed class RsgiExpectContinueTests
         var data = TestData.RandomBytes(5 * 1024 * 1024, 55);
         await File.WriteAllBytesAsync(file, data);
         var failures = new List<string>();
+        // Each request takes about a second: the app answers before it reads, so no 100 is sent and
+        // curl waits out its expect timeout before sending the body. The race this guards against
+        // showed most on fresh servers, hence several servers with a few requests each.
         for (var round = 0; round < 3; round++)
         {
             await using var server = await ProtoServer.StartAsync(RsgiAppServer.AppName, "--interface", "rsgi");
-            for (var i = 0; i < 20; i++)
+            for (var i = 0; i < 5; i++)
             {
                 // curl sends "Expect: 100-continue" for a body this big and waits for the 100 (or the response).
                 var result = await Curl.RunAsync("--data-binary", "@" + file, server.Base + "/echos");
@@ -172,6 +175,6 @@ public sealed class RsgiExpectContinueTests
                     failures.Add($"server {round}, attempt {i}: curl exit {result.ExitCode}, status {result.Status}, {result.Body.Length} bytes: {result.Run.Stderr.Trim()}");
             }
         }
-        Assert.True(failures.Count == 0, $"{failures.Count} of 60 streamed echoes failed:\n{string.Join('\n', failures)}");
+        Assert.True(failures.Count == 0, $"{failures.Count} of 15 streamed echoes failed:\n{string.Join('\n', failures)}");
     }
 }

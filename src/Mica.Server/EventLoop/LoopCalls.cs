@@ -140,7 +140,8 @@ internal static unsafe class LoopCalls
             var exchange = Exchange(args, nargs, 4);
             var code = Py.LongAsLong(args[1]);
             if (code == -1 && Py.ErrOccurred() != 0) throw PythonException.Fetch();
-            if (code is < 1000 or > 4999) throw new PythonError(Py.ExcValueError, $"invalid websocket close code {code}");
+            if (!LoopWebSocket.IsSendableCloseCode(code))
+                throw new PythonError(Py.ExcValueError, $"invalid websocket close code {code}: codes 1004-1006, 1015-2999 and beyond 4999 cannot be sent");
             exchange.WebSocket.Close((int)code, PyStr.ToManaged(args[2]), args[3]);
             return NativeModule.None();
         }

@@ -30,7 +30,7 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
 {
     private readonly LoopServer _server = server;
     // Work kinds posted to the Python thread.
-    private const int DispatchWork = 0, BodyRead = 1, Aborted = 2, Flushed = 3, Accepted = 4;
+    private const int DispatchWork = 0, BodyRead = 1, Aborted = 2, Flushed = 3, Accepted = 4, ContinueHandled = 5;
 
     // A websocket handshake (the request has Kestrel's websocket feature), then the socket once accepted.
     private bool _isWebSocket;
@@ -91,6 +91,8 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
 
     protected override void OnAborted() => _server.Loop.Post(this, Aborted);
 
+    protected override void OnContinueHandled() => _server.Loop.Post(this, ContinueHandled);
+
     protected override void OnChunkFlushed(bool ok)
     {
         _flushOk = ok;
@@ -136,6 +138,7 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
                 break;
             case Flushed: Resolve(ref _pendingFlush, _flushOk ? Py.True : Py.False); break;
             case Accepted: Resolve(ref _pendingAccept, _webSocket is not null ? Py.True : Py.False); break;
+            case ContinueHandled: if (_pendingReceive != 0) StartRead(); break;
         }
     }
 
@@ -207,6 +210,18 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
             Resolve(ref _pendingReceive, Py.None);
             return;
         }
+        if (ExpectsContinue)
+        {
+            // The first read goes after whatever the response has written so far (see StepKind.Continue).
+            ExpectsContinue = false;
+            Steps.Add(new ResponseStep(StepKind.Continue, 0, null, 0, null, 0));
+            return;
+        }
+        StartRead();
+    }
+
+    private void StartRead()
+    {
         var pending = BodyReader.ReadAsync();
         if (pending.IsCompletedSuccessfully)
         {
@@ -282,8 +297,7 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
         var statusCode = 0;
         if (status != Py.None)
         {
-            statusCode = (int)Py.LongAsLong(status);
-            if (statusCode == -1 && Py.ErrOccurred() != 0) throw PythonException.Fetch();
+            statusCode = StatusCode(status);
             (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, _server.HeaderForm);
         }
         if (more)
@@ -310,8 +324,7 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
     public unsafe void SendFile(nint status, nint headers, string path, long start = 0, long end = long.MaxValue)
     {
         if (_sentFinal) throw new PythonError(Py.ExcRuntimeError, "the response is already complete");
-        var statusCode = (int)Py.LongAsLong(status);
-        if (statusCode == -1 && Py.ErrOccurred() != 0) throw PythonException.Fetch();
+        var statusCode = StatusCode(status);
         var (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, _server.HeaderForm);
         SafeFileHandle file;
         long length;
@@ -330,6 +343,15 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
         Steps.Add(new ResponseStep(StepKind.File, statusCode, headerBuffer, headerLength, null, 0,
             File: new FileBody(file, offset, Math.Min(end, length) - offset)));
         Resolve(ref _pendingDisconnect, Py.None);
+    }
+
+    /// <summary>The app's status as an int of three digits; anything else is the app's error (a 500), not a status line.</summary>
+    private static unsafe int StatusCode(nint status)
+    {
+        var code = Py.LongAsLong(status);
+        if (code == -1 && Py.ErrOccurred() != 0) throw PythonException.Fetch();
+        if (code is < 100 or > 999) throw new PythonError(Py.ExcValueError, $"invalid HTTP status code {code}: it must be between 100 and 999");
+        return (int)code;
     }
 
     /// <summary>

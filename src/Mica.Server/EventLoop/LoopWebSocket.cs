@@ -22,6 +22,13 @@ internal sealed class LoopWebSocket(LoopServer server, WebSocket socket) : IPyth
     /// <summary>A bigger message closes the socket with 1009 (uvicorn's default --ws-max-size).</summary>
     public const int MaxMessageBytes = 16 * 1024 * 1024;
 
+    /// <summary>
+    /// Whether a close frame may carry <paramref name="code"/> (RFC 6455 7.4): the defined codes
+    /// other than 1004 (reserved), 1005, 1006 and 1015 (only ever reported locally), and the
+    /// 3000-4999 range for libraries and apps.
+    /// </summary>
+    public static bool IsSendableCloseCode(long code) => code is (>= 1000 and <= 1003) or (>= 1007 and <= 1014) or (>= 3000 and <= 4999);
+
     /// <summary>Messages read ahead of the app: beyond this the socket is not read (TCP backpressure).</summary>
     private const int ReceiveAhead = 16;
 

@@ -36,6 +36,8 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     // The request body's first read, taken before dispatch (see PreReadBody).
     protected ReadResult LastRead;
     protected bool HasRead, BodyComplete;
+    /// <summary>The client sent <c>Expect: 100-continue</c>: nothing of the body was read before dispatch.</summary>
+    protected bool ExpectsContinue;
 
     /// <summary>Hands the request to the app's Python thread; the response arrives as steps.</summary>
     protected abstract void Dispatch();
@@ -45,6 +47,9 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
 
     /// <summary>A <see cref="StepKind.Chunk"/> step was written: <paramref name="ok"/> false if the client is gone.</summary>
     protected abstract void OnChunkFlushed(bool ok);
+
+    /// <summary>A <see cref="StepKind.Continue"/> step was handled: the app's read may start.</summary>
+    protected virtual void OnContinueHandled() { }
 
     /// <summary>A <see cref="StepKind.Upgrade"/> step: runs the upgraded connection to its end.</summary>
     protected virtual Task RunUpgradeAsync(ResponseStep step) => throw new InvalidOperationException("this exchange cannot be upgraded");
@@ -89,6 +94,14 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
                         {
                             OnChunkFlushed(ok);
                         }
+                        continue;
+                    }
+                    if (step.Kind == StepKind.Continue)
+                    {
+                        // A read that takes nothing: Kestrel sends "100 Continue" now if the
+                        // response has not started, between this task's writes.
+                        if (BodyReader.TryRead(out var peeked)) BodyReader.AdvanceTo(peeked.Buffer.Start);
+                        OnContinueHandled();
                         continue;
                     }
                     if (broken) return;
@@ -167,7 +180,11 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
             BodyComplete = true;
             return;
         }
-        if (Request.Headers.Expect.Count > 0) return;
+        if (Request.Headers.Expect.Count > 0)
+        {
+            ExpectsContinue = true;
+            return;
+        }
         if (BodyReader.TryRead(out var read))
         {
             LastRead = read;
@@ -192,8 +209,10 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         if (step.Headers is not null)
         {
             StartResponse(step);
-            // The whole body is known: send it with a length rather than chunked.
-            if (BodyAllowed && Response.Headers.ContentLength is null) Response.Headers.ContentLength = step.BodyLength;
+            // The whole body is known: send it with a length rather than chunked. For HEAD, the
+            // length GET would have, when the app gave the body (an empty one says nothing).
+            if (Response.Headers.ContentLength is null && (BodyAllowed || (StatusAllowsBody && step.BodyLength > 0)))
+                Response.Headers.ContentLength = step.BodyLength;
         }
         if (step.BodyLength > 0 && BodyAllowed) await _responseBody.Writer.WriteAsync(step.Body.AsMemory(0, step.BodyLength));
     }

@@ -13,6 +13,12 @@ internal enum StepKind
     Fail,
     /// <summary>The rest of the response is a file (<see cref="ResponseStep.File"/>): the response is complete.</summary>
     File,
+    /// <summary>
+    /// Not a response step: the app is about to read a body the client holds back until
+    /// <c>100 Continue</c>. Kestrel sends that on the first read unless the response has started;
+    /// that check must not race the response being written, so it happens here, in order.
+    /// </summary>
+    Continue,
     /// <summary>Accept the websocket (subprotocol in <see cref="ResponseStep.Reason"/>, extra headers): the exchange becomes the socket.</summary>
     Upgrade,
 }

@@ -357,15 +357,20 @@ class WebsocketProtocol:
 
     def close(self, status=None):
         """Before accept: deny the websocket with HTTP `status` (default 403). After: close the
-        socket with `status` as the close code (default 1000)."""
+        socket with `status` as the close code (1000 when it is none, or one that cannot be sent)."""
         state = self.state
         self.state = _CLOSED
         if state == _CONNECTING:
             code = status if type(status) is int and 100 <= status <= 599 else 403
             _send(self.handle, code, (), b"", False, None)
         elif state == _OPEN:
-            code = status if type(status) is int and 1000 <= status <= 4999 else 1000
+            code = status if type(status) is int and _sendable_close_code(status) else 1000
             _ws_close(self.handle, code, "", None)
+
+
+def _sendable_close_code(code):
+    """RFC 6455 7.4: what a close frame may carry (1004-1006 and 1015 are never sent)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 class WebsocketTransport:
