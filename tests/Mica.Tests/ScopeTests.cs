@@ -134,6 +134,17 @@ public sealed class ScopeTests(EchoServer server) : ServerTests<EchoServer>(serv
     }
 
     [Fact]
+    public async Task Header_values_are_the_bytes_the_client_sent_even_beyond_ASCII()
+    {
+        // "\u00c3\u00a9" goes out as the two bytes of UTF-8 "é"; "\u00e9" as the one latin-1 byte.
+        var (payload, _, _) = await EchoAsync(RawConnection.Get("/api/h", "X-Utf8: caf\u00c3\u00a9", "X-Latin1: caf\u00e9"));
+        var headers = payload.GetProperty("scope").GetProperty("headers").EnumerateArray()
+            .Select(h => (Name: h[0].GetString()!, Value: h[1].GetString()!)).ToList();
+        Assert.Equal("caf\u00c3\u00a9", Assert.Single(headers, h => h.Name == "x-utf8").Value);
+        Assert.Equal("caf\u00e9", Assert.Single(headers, h => h.Name == "x-latin1").Value);
+    }
+
+    [Fact]
     public async Task Headers_are_lowercased_byte_pairs_with_repeats_in_order()
     {
         var (payload, _, _) = await EchoAsync(RawConnection.Get("/api/h",

@@ -28,6 +28,10 @@ internal static class KestrelHost
             // Header values go out as the app's bytes: latin-1 (PEP 3333's header text, and ASGI's
             // bytes decoded one char per byte), which Kestrel's default refuses beyond ASCII.
             ResponseHeaderEncodingSelector = static _ => System.Text.Encoding.Latin1,
+            // And request header values come in one char per byte, so the app gets the bytes the
+            // client sent (ASGI's bytes, PEP 3333's latin-1 text), not Kestrel's UTF-8 reading of them
+            // (which refuses a latin-1 byte with a 400).
+            RequestHeaderEncodingSelector = static _ => System.Text.Encoding.Latin1,
             ApplicationServices = Services(loggers),
         };
         options.Limits.RequestHeadersTimeout = TimeSpan.FromMilliseconds(config.HeaderReadTimeoutMs);

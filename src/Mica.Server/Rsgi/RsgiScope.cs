@@ -127,8 +127,8 @@ internal sealed unsafe class RsgiScope
     }
 
     /// <summary>
-    /// The Headers record over [(name, value), ...]: lowercase names, values as Kestrel decoded them
-    /// (latin-1), every value of a repeated header kept, in order.
+    /// The Headers record over [(name, value), ...]: lowercase names, values as latin-1 text (one
+    /// char per byte sent, see KestrelHost), every value of a repeated header kept, in order.
     /// </summary>
     private PyRef Headers(Microsoft.AspNetCore.Http.IHeaderDictionary headers)
     {
