@@ -33,6 +33,8 @@ internal sealed record ServerOptions
     public bool Factory { get; init; }
     public required string WorkingDir { get; init; }
     public string LogLevel { get; init; } = "info";
+    /// <summary><c>--log-config</c>: the JSON text of the dictConfig; null without one.</summary>
+    public string? LogConfig { get; init; }
     /// <summary><c>--access-log</c>: the line format; null when off.</summary>
     public string? AccessLogFormat { get; init; }
     /// <summary>Null: wait for workers to stop for as long as they take (Granian's default).</summary>

@@ -39,7 +39,7 @@ internal sealed class Supervisor(ServerOptions options)
 
     public static int Run(ServerOptions options)
     {
-        Log.Level = Log.Parse(options.LogLevel);
+        Log.Configure(options.LogConfig is { } json ? LogConfig.Parse(json) : LogConfig.Default, Log.Parse(options.LogLevel));
         if (options.ProcessName is { } name) ProcessName.Set(name);
         try
         {
@@ -125,6 +125,7 @@ internal sealed class Supervisor(ServerOptions options)
             KeepAlive = options.KeepAlive,
             LogLevel = options.LogLevel,
             AccessLogFormat = options.AccessLogFormat,
+            LogConfig = options.LogConfig,
             ShutdownTimeoutSeconds = options.WorkersKillTimeoutSeconds ?? 3600,
             ProcessName = options.ProcessName,
             Workers = options.Workers,

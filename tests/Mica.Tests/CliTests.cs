@@ -138,7 +138,7 @@ public sealed class CliTests
 
     [Theory]
     [InlineData("--runtime-threads", "2")]
-    [InlineData("--log-config", "log.json")]
+    [InlineData("--task-impl", "rust")]
     [InlineData("--metrics")]
     [InlineData("--runtime-mode", "st")]
     [InlineData("--ssl-certificate", "cert.pem")]

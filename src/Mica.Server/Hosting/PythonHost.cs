@@ -92,7 +92,9 @@ internal sealed unsafe class PythonHost
         using var workingDir = PyStr.New(_config.WorkingDir);
         using var argv0 = PyStr.New("mica");
         using var level = PyStr.New(_config.LogLevel);
-        using (PyCall.Method(worker.Handle, "setup", workingDir.Handle, argv0.Handle, level.Handle)) { }
+        using var logConfig = _config.LogConfig is { } json ? PyStr.New(json) : PyRef.Borrow(Py.None);
+        using (var logFailure = PyCall.Method(worker.Handle, "setup", workingDir.Handle, argv0.Handle, level.Handle, logConfig.Handle))
+            if (logFailure.Handle != Py.None) return new StartFailure("log config", PyStr.ToManaged(logFailure.Handle));
         // Before the app is imported: it may import mica.rsgi (or granian.rsgi) for its types.
         using (var rsgi = Interpreter.ImportEmbedded(RsgiServer.ModuleName, "rsgi.py"))
         using (PyCall.Method(worker.Handle, "provide_rsgi_module", rsgi.Handle)) { }

@@ -24,6 +24,8 @@ public sealed record WorkerConfig
     public int HeaderReadTimeoutMs { get; init; } = 30_000;
     public bool KeepAlive { get; init; } = true;
     public string LogLevel { get; init; } = "info";
+    /// <summary><c>--log-config</c>: the JSON text of the dictConfig; null without one.</summary>
+    public string? LogConfig { get; init; }
     /// <summary><c>--access-log</c>: the line format (<see cref="Http.AccessLogFormat"/>); null when off.</summary>
     public string? AccessLogFormat { get; init; }
     public double ShutdownTimeoutSeconds { get; init; } = 30;

@@ -22,7 +22,7 @@ public static class WorkerProgram
         using var fromMaster = new AnonymousPipeClientStream(PipeDirection.In, fromMasterHandle);
         using var toMaster = new AnonymousPipeClientStream(PipeDirection.Out, toMasterHandle);
         var config = ReadConfig(fromMaster);
-        Log.Level = Log.Parse(config.LogLevel);
+        Log.Configure(config.LogConfig is { } json ? LogConfig.Parse(json) : LogConfig.Default, Log.Parse(config.LogLevel));
         if (config.ProcessName is { } name) ProcessName.Set(Mica.Server.ProcessName.ForWorker(name, config.WorkerId));
         return RunAsync(config, fromMaster, toMaster).GetAwaiter().GetResult();
     }

@@ -14,20 +14,53 @@ import traceback
 logger = logging.getLogger("mica")
 
 
-def setup(working_dir, argv0, log_level):
-    """Import path and logging, before anything of the app is imported."""
+_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+_DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
+
+
+def setup(working_dir, argv0, log_level, log_config_json):
+    """Import path and logging, before anything of the app is imported. Returns None, or why the
+    --log-config dictConfig could not be applied."""
     # The working directory comes first on sys.path, as Granian does, so `module:app` resolves there.
     sys.path.insert(0, working_dir)
     sys.argv = [argv0]
+    if log_config_json is not None:
+        return _apply_log_config(log_config_json, log_level)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(
-        "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s", "%Y-%m-%d %H:%M:%S %z"))
+    handler.setFormatter(logging.Formatter(_FORMAT, _DATE_FORMAT))
     logger.addHandler(handler)
     logger.propagate = False
     if log_level == "off":          # --no-log
         logger.disabled = True
     else:
         logger.setLevel(log_level.upper())
+    return None
+
+
+def _apply_log_config(text, log_level):
+    """As Granian does: the user's dictConfig replaces the top-level sections of Mica's own, and the
+    `mica` logger gets --log-level unless the user's config gives it one."""
+    import json
+    import logging.config
+
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"mica": {"format": _FORMAT, "datefmt": _DATE_FORMAT}},
+        "handlers": {"mica": {"class": "logging.StreamHandler", "formatter": "mica", "stream": "ext://sys.stderr"}},
+        "loggers": {"mica": {"handlers": ["mica"], "propagate": False}},
+    }
+    config.update(json.loads(text))
+    mica = config.setdefault("loggers", {}).setdefault("mica", {})
+    if log_level != "off":
+        mica.setdefault("level", log_level.upper())
+    try:
+        logging.config.dictConfig(config)
+    except (ValueError, TypeError, AttributeError, ImportError) as exc:
+        return f"--log-config could not be applied: {exc}"
+    if log_level == "off":          # --no-log wins over the file
+        logger.disabled = True
+    return None
 
 
 def provide_rsgi_module(rsgi):

@@ -101,6 +101,18 @@ internal static class MicaCommand
         if (staticRoutes.FirstOrDefault(r => !r.StartsWith('/')) is { } badRoute)
             return Fail($"Invalid value for '--static-path-route': '{badRoute}' must start with '/'.");
         var backlog = result.GetValue(table.Backlog);
+        string? logConfig = null;
+        if (result.GetValue(table.LogConfig) is { } logConfigPath)
+        {
+            if (!File.Exists(logConfigPath)) return Fail($"Invalid value for '--log-config': File '{logConfigPath}' does not exist.");
+            logConfig = File.ReadAllText(logConfigPath);
+            try
+            {
+                if (Mica.Server.Log.Check(Mica.Server.LogConfig.Parse(logConfig)) is { } unusable)
+                    return Fail($"Invalid value for '--log-config': {logConfigPath}: {unusable}.");
+            }
+            catch (FormatException e) { return Fail($"Invalid value for '--log-config': {logConfigPath}: {e.Message}."); }
+        }
         var accessLogFormat = result.GetValue(table.AccessLogFormat) ?? Mica.Server.Http.AccessLogFormat.Default;
         try { Mica.Server.Http.AccessLogFormat.Parse(accessLogFormat); }
         catch (FormatException e) { return Fail($"Invalid value for '--access-log-fmt': {e.Message}."); }
@@ -121,6 +133,7 @@ internal static class MicaCommand
             Http = http,
             EnvFiles = envFiles.Select(Path.GetFullPath).ToArray(),
             AccessLogFormat = FlagValue(all, table, table.AccessLog, @default: false) ? accessLogFormat : null,
+            LogConfig = logConfig,
             StaticMounts = staticMounts.Select((mount, i) => new Mica.Server.Http.StaticMount(staticRoutes[i], Path.GetFullPath(mount))).ToArray(),
             StaticDirToFile = result.GetValue(table.StaticPathDirToFile),
             StaticExpiresSeconds = result.GetValue(table.StaticPathExpires) ?? 86_400,

@@ -80,6 +80,7 @@ internal sealed partial class OptionTable
     public readonly Option<string?> StaticPathDirToFile = OptionalStr("--static-path-dir-to-file", "Serve the specified file as the index for directory listings");
     public readonly Option<int?> StaticPathExpires = Duration("--static-path-expires", "Cache headers expiration (in seconds) for static file serving; 0 to disable", 0, null, 86_400);
     public readonly Option<string[]> EnvFiles = Many("--env-files", "Environment file(s) to load (.env format)");
+    public readonly Option<string?> LogConfig = OptionalStr("--log-config", "Logging configuration file (json: a Python logging.dictConfig)");
     public readonly Option<bool> AccessLog = Flag("--access-log", "Enable access log", false);
     public readonly Option<string?> AccessLogFormat = OptionalStr("--access-log-fmt", "Access log format");
     public readonly Option<string?> Python = OptionalStr("--python", "Python interpreter to embed (default: $VIRTUAL_ENV/bin/python, else python3 on PATH)");
@@ -104,6 +105,7 @@ internal sealed partial class OptionTable
         Register(WorkingDir, "WORKING_DIR");
         Register(LogEnabled, "LOG_ENABLED");
         Register(LogLevel, "LOG_LEVEL");
+        Register(LogConfig, "LOG_CONFIG");
         Register(AccessLog, "LOG_ACCESS_ENABLED");
         Register(AccessLogFormat, "LOG_ACCESS_FMT");
         Register(WorkersKillTimeout, "WORKERS_KILL_TIMEOUT");
@@ -159,7 +161,6 @@ internal sealed partial class OptionTable
         Later(Choice("--task-impl", "Async task implementation to use", "asyncio", "asyncio", "rust"), "TASK_IMPL");
         Later(Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections", 417_792, min: 8192), "HTTP1_BUFFER_SIZE");
         Later(Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (experimental)", false), "HTTP1_PIPELINE_FLUSH");
-        Later(Str("--log-config", "Logging configuration file (json)", ""), "LOG_CONFIG");
         Later(Flag("--metrics", "Enable the Prometheus metrics exporter", false), "METRICS_ENABLED");
         Later(Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection", 1, 60, 15), "METRICS_SCRAPE_INTERVAL");
         Later(Str("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1"), "METRICS_ADDRESS");

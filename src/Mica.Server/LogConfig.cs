@@ -1,0 +1,87 @@
+using System.Text.Json;
+
+namespace Mica.Server;
+
+/// <summary>Where log lines go.</summary>
+internal enum LogOutput { Stderr, Stdout, File }
+
+/// <summary>
+/// <c>--log-config</c>: a JSON file holding a Python <c>logging.dictConfig</c>. The workers apply it
+/// to Python's logging (worker.py), so the app's logs and Mica's Python-side <c>mica</c> logger
+/// follow it. Mica's own lines (the master's, and the workers' C# side) follow what it says about
+/// the <c>mica</c> logger (or, failing that, the root logger): its level, the format and date
+/// format of its first handler's formatter, and that handler's destination (stderr, stdout, or a
+/// file, appended to one whole line per write).
+/// </summary>
+internal sealed record LogConfig(LogLevel? Level, string Format, string DateFormat, LogOutput Output, string? FilePath)
+{
+    public const string DefaultFormat = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s";
+    public const string DefaultDateFormat = "%Y-%m-%d %H:%M:%S %z";
+
+    /// <summary>Mica's own format, without a config file.</summary>
+    public static LogConfig Default { get; } = new(null, DefaultFormat, DefaultDateFormat, LogOutput.Stderr, null);
+
+    /// <summary>Reads what a dictConfig says about the <c>mica</c> logger; throws <see cref="FormatException"/> with a one-line reason.</summary>
+    public static LogConfig Parse(string json)
+    {
+        JsonElement root;
+        try { root = JsonDocument.Parse(json).RootElement; }
+        catch (JsonException e) { throw new FormatException($"not valid JSON ({e.Message})"); }
+        if (root.ValueKind != JsonValueKind.Object) throw new FormatException("the JSON must be an object (a logging.dictConfig)");
+
+        var logger = Section(root, "loggers") is { } loggers && loggers.TryGetProperty("mica", out var mica) ? mica : (JsonElement?)null;
+        var rootLogger = Section(root, "root");
+        var level = LevelOf(logger) ?? LevelOf(rootLogger);
+        var handlerName = FirstHandler(logger) ?? FirstHandler(rootLogger);
+        if (handlerName is null) return Default with { Level = level };
+
+        if (Section(root, "handlers") is not { } handlers || !handlers.TryGetProperty(handlerName, out var handler) || handler.ValueKind != JsonValueKind.Object)
+            throw new FormatException($"handler '{handlerName}' is not defined under \"handlers\"");
+        var (output, file) = Destination(handler);
+        var format = DefaultFormat;
+        var dateFormat = DefaultDateFormat;
+        if (Text(handler, "formatter") is { } formatterName)
+        {
+            if (Section(root, "formatters") is not { } formatters || !formatters.TryGetProperty(formatterName, out var formatter))
+                throw new FormatException($"formatter '{formatterName}' is not defined under \"formatters\"");
+            if (Text(formatter, "style") is { } style && style != "%")
+                throw new FormatException($"formatter '{formatterName}' uses style '{style}'; Mica's own lines need '%'");
+            format = Text(formatter, "format") ?? Text(formatter, "fmt") ?? "%(message)s";
+            dateFormat = Text(formatter, "datefmt") ?? "%Y-%m-%d %H:%M:%S,%f";
+        }
+        return new LogConfig(level, format, dateFormat, output, file);
+    }
+
+    private static JsonElement? Section(JsonElement root, string name) =>
+        root.TryGetProperty(name, out var section) && section.ValueKind == JsonValueKind.Object ? section : null;
+
+    private static string? Text(JsonElement element, string name) =>
+        element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    private static string? FirstHandler(JsonElement? logger) =>
+        logger is { ValueKind: JsonValueKind.Object } l && l.TryGetProperty("handlers", out var handlers) &&
+        handlers.ValueKind == JsonValueKind.Array && handlers.GetArrayLength() > 0 ? handlers[0].GetString() : null;
+
+    private static LogLevel? LevelOf(JsonElement? logger)
+    {
+        if (logger is not { ValueKind: JsonValueKind.Object } l || !l.TryGetProperty("level", out var level)) return null;
+        if (level.ValueKind == JsonValueKind.Number && level.TryGetInt32(out var number))
+            return number switch { <= 10 => LogLevel.Debug, <= 20 => LogLevel.Info, <= 30 => LogLevel.Warning, <= 40 => LogLevel.Error, _ => LogLevel.Critical };
+        return level.GetString()?.ToUpperInvariant() switch
+        {
+            "DEBUG" or "NOTSET" => LogLevel.Debug,
+            "INFO" => LogLevel.Info,
+            "WARNING" or "WARN" => LogLevel.Warning,
+            "ERROR" => LogLevel.Error,
+            "CRITICAL" or "FATAL" => LogLevel.Critical,
+            var other => throw new FormatException($"unknown log level '{other}'"),
+        };
+    }
+
+    /// <summary>The handler's destination: streams by their ext:// name, files by their filename.</summary>
+    private static (LogOutput, string?) Destination(JsonElement handler)
+    {
+        if (Text(handler, "filename") is { } filename) return (LogOutput.File, Path.GetFullPath(filename));
+        return Text(handler, "stream") == "ext://sys.stdout" ? (LogOutput.Stdout, null) : (LogOutput.Stderr, null);
+    }
+}

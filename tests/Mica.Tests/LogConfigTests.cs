@@ -1,0 +1,158 @@
+using Mica.Server;
+using Mica.Tests.Infrastructure;
+using Xunit;
+
+namespace Mica.Tests;
+
+/// <summary>What Mica's own lines take from a <c>--log-config</c> dictConfig.</summary>
+public sealed class LogConfigParsingTests
+{
+    [Fact]
+    public void The_mica_loggers_first_handler_gives_format_date_format_level_and_file()
+    {
+        var config = LogConfig.Parse("""
+            {"version": 1,
+             "formatters": {"f": {"format": "%(levelname)s %(message)s", "datefmt": "%H:%M"}},
+             "handlers": {"h": {"class": "logging.FileHandler", "filename": "/tmp/x.log", "formatter": "f"}},
+             "loggers": {"mica": {"handlers": ["h"], "level": "WARNING"}}}
+            """);
+        Assert.Equal(new LogConfig(LogLevel.Warning, "%(levelname)s %(message)s", "%H:%M", LogOutput.File, "/tmp/x.log"), config);
+    }
+
+    [Fact]
+    public void Without_a_mica_logger_the_root_logger_counts_and_Granians_fmt_key_works()
+    {
+        var config = LogConfig.Parse("""
+            {"version": 1,
+             "formatters": {"g": {"()": "logging.Formatter", "fmt": "[%(levelname)s] %(message)s"}},
+             "handlers": {"out": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "g"}},
+             "root": {"handlers": ["out"], "level": 40}}
+            """);
+        Assert.Equal((LogLevel.Error, "[%(levelname)s] %(message)s", LogOutput.Stdout), (config.Level, config.Format, config.Output));
+    }
+
+    [Fact]
+    public void No_handler_keeps_Micas_format_and_takes_only_the_level()
+    {
+        var config = LogConfig.Parse("""{"version": 1, "loggers": {"mica": {"level": "DEBUG"}}}""");
+        Assert.Equal(LogConfig.Default with { Level = LogLevel.Debug }, config);
+    }
+
+    [Theory]
+    [InlineData("not json", "not valid JSON")]
+    [InlineData("[1, 2]", "must be an object")]
+    [InlineData("""{"loggers": {"mica": {"handlers": ["missing"]}}}""", "handler 'missing' is not defined")]
+    [InlineData("""{"handlers": {"h": {"formatter": "nope"}}, "loggers": {"mica": {"handlers": ["h"]}}}""", "formatter 'nope' is not defined")]
+    [InlineData("""{"formatters": {"f": {"format": "{message}", "style": "{"}}, "handlers": {"h": {"formatter": "f"}}, "loggers": {"mica": {"handlers": ["h"]}}}""", "uses style '{'")]
+    [InlineData("""{"loggers": {"mica": {"level": "LOUD"}}}""", "unknown log level 'LOUD'")]
+    public void Bad_configs_are_refused_with_the_reason(string json, string reason)
+    {
+        var error = Assert.Throws<FormatException>(() => LogConfig.Parse(json));
+        Assert.Contains(reason, error.Message);
+    }
+
+    [Fact]
+    public void Dates_follow_Pythons_strftime()
+    {
+        var time = new DateTimeOffset(2026, 3, 4, 15, 6, 7, 89, TimeSpan.FromHours(-5));
+        Assert.Equal("2026-03-04 15:06:07 -0500", Strftime.Format(time, "%Y-%m-%d %H:%M:%S %z"));
+        Assert.Equal("26/03/04 03PM Wed March 063 089000 100% %Q", Strftime.Format(time, "%y/%m/%d %I%p %a %B %j %f 100%% %Q"));
+    }
+}
+
+/// <summary><c>--log-config</c> end to end: master, worker and app lines follow one dictConfig.</summary>
+public sealed class LogConfigServerTests : IDisposable
+{
+    private readonly ScratchDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public async Task A_file_handler_gets_the_masters_the_workers_and_the_apps_lines_in_its_format()
+    {
+        var logFile = _dir.File("all.log");
+        var config = _dir.File("log.json");
+        await File.WriteAllTextAsync(config, $$$"""
+            {"version": 1,
+             "formatters": {"plain": {"format": "%(levelname)-8s %(name)s pid=%(process)d | %(message)s"}},
+             "handlers": {"file": {"class": "logging.FileHandler", "filename": "{{{logFile}}}", "formatter": "plain"}},
+             "loggers": {"mica": {"handlers": ["file"], "level": "INFO", "propagate": false}},
+             "root": {"handlers": ["file"], "level": "INFO"}}
+            """);
+        await using var mica = await MicaProcess.LaunchAsync(
+            ["--python", MicaProcess.Python, "--working-dir", MicaProcess.AppsDir, "--port", "0", "--log-config", config, "log_app:app"], raw: true);
+        var port = await WaitForPortAsync(logFile);
+        using (var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) })
+        {
+            Assert.Equal("ok", await client.GetStringAsync("/hello"));
+            using var failed = await client.GetAsync("/boom");
+            Assert.Equal(500, (int)failed.StatusCode);
+        }
+        Assert.Equal(0, await mica.StopAsync());
+
+        var lines = await File.ReadAllLinesAsync(logFile);
+        var text = string.Join('\n', lines);
+        Assert.Contains(lines, l => l.StartsWith($"INFO     mica pid={mica.Pid} | Starting Mica", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith($"INFO     mica pid={mica.Pid} | Shutdown complete", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("INFO     mica pid=", StringComparison.Ordinal) && l.Contains("| Python 3", StringComparison.Ordinal) && !l.Contains($"pid={mica.Pid} ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("WARNING  myapp pid=", StringComparison.Ordinal) && l.EndsWith("| app saw /hello", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("ERROR    mica pid=", StringComparison.Ordinal) && l.EndsWith("| Exception in ASGI application", StringComparison.Ordinal));
+        Assert.Contains("RuntimeError: boom for the log", text);
+        // Every line written whole: each starts with a level name or belongs to the traceback.
+        Assert.All(lines, l => Assert.Matches(@"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) +\S+ pid=\d+ \| |^(Traceback|  |RuntimeError)", l));
+        Assert.DoesNotContain(mica.ServerStderrLines, l => l.Contains("[INFO]", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_configs_level_for_mica_filters_the_masters_lines()
+    {
+        var config = _dir.File("quiet.json");
+        await File.WriteAllTextAsync(config, """{"version": 1, "loggers": {"mica": {"level": "WARNING"}}}""");
+        await using var mica = await MicaProcess.LaunchAsync(
+            ["--python", MicaProcess.Python, "--working-dir", MicaProcess.AppsDir, "--port", "0", "--log-config", config, "--blocking-threads", "2", "log_app:app"], raw: true);
+        // An ASGI app with --blocking-threads 2 makes the worker warn; the INFO lines around it must not appear.
+        await mica.WaitForStderrAsync("[WARNING]", TimeSpan.FromSeconds(60));
+        Assert.DoesNotContain(mica.ServerStderrLines, l => l.Contains("[INFO]", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("{not json", "not valid JSON")]
+    [InlineData("""{"formatters": {"f": {"format": "%(nosuchfield)s"}}, "handlers": {"h": {"formatter": "f"}}, "loggers": {"mica": {"handlers": ["h"]}}}""", "unknown atom 'nosuchfield'")]
+    public async Task A_bad_config_is_one_line_on_stderr_and_exit_2(string json, string reason)
+    {
+        var config = _dir.File("bad.json");
+        await File.WriteAllTextAsync(config, json);
+        await using var mica = await MicaProcess.LaunchAsync(
+            ["--python", MicaProcess.Python, "--working-dir", MicaProcess.AppsDir, "--log-config", config, "log_app:app"], raw: true);
+        Assert.Equal(2, await mica.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Single(mica.ServerStderrLines);
+        Assert.Contains(reason, mica.ServerStderrLines[0]);
+    }
+
+    [Fact]
+    public async Task A_config_Python_cannot_apply_stops_the_start_with_exit_1_naming_it()
+    {
+        var config = _dir.File("unapplicable.json");
+        await File.WriteAllTextAsync(config, """{"version": 1, "handlers": {"h": {"class": "no.such.Handler"}}}""");
+        await using var mica = await MicaProcess.LaunchAsync(
+            ["--python", MicaProcess.Python, "--working-dir", MicaProcess.AppsDir, "--port", "0", "--log-config", config, "log_app:app"], raw: true);
+        Assert.Equal(1, await mica.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains(mica.ServerStderrLines, l => l.Contains("--log-config could not be applied", StringComparison.Ordinal));
+    }
+
+    /// <summary>The master's "Listening at" line, read from the log file (stderr has nothing).</summary>
+    private static async Task<int> WaitForPortAsync(string logFile)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            if (File.Exists(logFile))
+            {
+                var text = await File.ReadAllTextAsync(logFile, timeout.Token);
+                var listening = System.Text.RegularExpressions.Regex.Match(text, @"Listening at: http://127\.0\.0\.1:(\d+)");
+                if (listening.Success && text.Contains("ready", StringComparison.Ordinal)) return int.Parse(listening.Groups[1].Value);
+            }
+            await Task.Delay(50, timeout.Token);
+        }
+    }
+}
