@@ -23,7 +23,9 @@ public static class Log
     private static readonly Lock Gate = new();
     private static PercentFormat _format = PercentFormat.Parse(LogConfig.DefaultFormat, Fields);
     private static string _dateFormat = LogConfig.DefaultDateFormat;
-    private static Stream _output = Console.OpenStandardError();
+    // Console.OpenStandardError dups the descriptor: opened once, for the process's life.
+    private static readonly Stream Stderr = Console.OpenStandardError();
+    private static Stream _output = Stderr;
 
     public static LogLevel Level { get; set; } = LogLevel.Info;
 
@@ -43,7 +45,7 @@ public static class Log
             {
                 LogOutput.Stdout => Console.OpenStandardOutput(),
                 LogOutput.File => AppendOnly(config.FilePath!),
-                _ => Console.OpenStandardError(),
+                _ => Stderr,
             };
             Level = level == LogLevel.Off ? LogLevel.Off : config.Level ?? level;
         }
