@@ -28,6 +28,8 @@ internal sealed record ServerOptions
     /// <summary>Null: cleartext.</summary>
     public Mica.Server.Hosting.TlsConfig? Tls { get; init; }
     public int HeaderReadTimeoutMs { get; init; } = 30_000;
+    /// <summary><c>--http1-buffer-size</c>: what Kestrel buffers of a connection's input (<see cref="Mica.Server.Hosting.WorkerConfig.Http1BufferSize"/>).</summary>
+    public int Http1BufferSize { get; init; } = 417_792;
     public bool KeepAlive { get; init; } = true;
     public string UrlPathPrefix { get; init; } = "";
     public bool Factory { get; init; }

@@ -122,6 +122,7 @@ internal sealed class Supervisor(ServerOptions options)
             UrlPathPrefix = options.UrlPathPrefix,
             UnixSocket = _listener.UnixPath,
             HeaderReadTimeoutMs = options.HeaderReadTimeoutMs,
+            Http1BufferSize = options.Http1BufferSize,
             KeepAlive = options.KeepAlive,
             LogLevel = options.LogLevel,
             AccessLogFormat = options.AccessLogFormat,

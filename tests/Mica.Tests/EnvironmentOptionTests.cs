@@ -48,6 +48,7 @@ public sealed class EnvironmentOptionTests : IDisposable
             "--loop" => Same("asyncio"),
             "--backlog" => Same("2048"),
             "--http1-header-read-timeout" => Same("5000"),
+            "--http1-buffer-size" => Same("65536"),
             "--http1-keep-alive" or "--log" or "--ws" or "--proxy-headers" => Flag(false),
             "--url-path-prefix" => Same("/api"),
             "--factory" or "--respawn-failed-workers" or "--reload" or "--reload-ignore-worker-failure" or "--access-log"

@@ -22,6 +22,11 @@ public sealed record WorkerConfig
     /// <summary>The listening socket's path when it is a Unix domain socket (the scope's server).</summary>
     public string? UnixSocket { get; init; }
     public int HeaderReadTimeoutMs { get; init; } = 30_000;
+    /// <summary>
+    /// <c>--http1-buffer-size</c>: as hyper's read buffer limit in Granian, the most Kestrel holds of
+    /// a connection's unread input; the request line and headers must fit in it too (431 beyond).
+    /// </summary>
+    public int Http1BufferSize { get; init; } = 417_792;
     public bool KeepAlive { get; init; } = true;
     public string LogLevel { get; init; } = "info";
     /// <summary><c>--log-config</c>: the JSON text of the dictConfig; null without one.</summary>

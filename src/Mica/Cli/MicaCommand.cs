@@ -160,6 +160,7 @@ internal static class MicaCommand
             },
             BlockingThreadsIdleTimeoutSeconds = result.GetValue(table.BlockingThreadsIdleTimeout) ?? 30,
             HeaderReadTimeoutMs = result.GetValue(table.Http1HeaderReadTimeout),
+            Http1BufferSize = result.GetValue(table.Http1BufferSize),
             KeepAlive = FlagValue(all, table, table.Http1KeepAlive, @default: true),
             UrlPathPrefix = (result.GetValue(table.UrlPathPrefix) ?? "").TrimEnd('/'),
             Factory = FlagValue(all, table, table.Factory, @default: false),

@@ -32,6 +32,7 @@ internal sealed partial class OptionTable
     public readonly Option<string> Loop = Choice("--loop", "Event loop implementation", "auto", "auto", "asyncio", "rloop", "uvloop", "winloop");
     public readonly Option<int> Backlog = Int("--backlog", "Maximum number of connections to hold in backlog (globally)", 1024, min: 128);
     public readonly Option<int> Http1HeaderReadTimeout = Int("--http1-header-read-timeout", "Sets a timeout (in milliseconds) to read headers", 30_000, min: 1, max: 60_000);
+    public readonly Option<int> Http1BufferSize = Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections (the request line and headers must fit)", 417_792, min: 8192);
     public readonly Option<bool> Http1KeepAlive = Flag("--http1-keep-alive", "Enables or disables HTTP/1 keep-alive", true);
     public readonly Option<string?> UrlPathPrefix = OptionalStr("--url-path-prefix", "URL path prefix the app is mounted on");
     public readonly Option<bool> Factory = Flag("--factory", "Treat target as a factory function, that should be invoked to build the actual target", false);
@@ -99,6 +100,7 @@ internal sealed partial class OptionTable
         Register(Loop, "LOOP");
         Register(Backlog, "BACKLOG");
         Register(Http1HeaderReadTimeout, "HTTP1_HEADER_READ_TIMEOUT");
+        Register(Http1BufferSize, "HTTP1_BUFFER_SIZE");
         Register(Http1KeepAlive, "HTTP1_KEEP_ALIVE");
         Register(UrlPathPrefix, "URL_PATH_PREFIX");
         Register(Factory, "FACTORY");
@@ -159,7 +161,6 @@ internal sealed partial class OptionTable
         Later(Int("--runtime-blocking-threads", "Number of runtime I/O blocking threads (per worker)", 512, min: 1), "RUNTIME_BLOCKING_THREADS");
         Later(Choice("--runtime-mode", "Runtime mode to use (single/multi threaded)", "auto", "auto", "mt", "st"), "RUNTIME_MODE");
         Later(Choice("--task-impl", "Async task implementation to use", "asyncio", "asyncio", "rust"), "TASK_IMPL");
-        Later(Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections", 417_792, min: 8192), "HTTP1_BUFFER_SIZE");
         Later(Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (experimental)", false), "HTTP1_PIPELINE_FLUSH");
         Later(Flag("--metrics", "Enable the Prometheus metrics exporter", false), "METRICS_ENABLED");
         Later(Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection", 1, 60, 15), "METRICS_SCRAPE_INTERVAL");
