@@ -123,6 +123,7 @@ internal sealed class Supervisor(ServerOptions options)
             UnixSocket = _listener.UnixPath,
             HeaderReadTimeoutMs = options.HeaderReadTimeoutMs,
             Http1BufferSize = options.Http1BufferSize,
+            RuntimeThreads = options.RuntimeThreads,
             KeepAlive = options.KeepAlive,
             LogLevel = options.LogLevel,
             AccessLogFormat = options.AccessLogFormat,

@@ -137,10 +137,10 @@ public sealed class CliTests
     }
 
     [Theory]
-    [InlineData("--runtime-threads", "2")]
+    [InlineData("--runtime-blocking-threads", "8")]
     [InlineData("--task-impl", "rust")]
     [InlineData("--metrics")]
-    [InlineData("--runtime-mode", "st")]
+    [InlineData("--http1-pipeline-flush")]
     [InlineData("--ssl-certificate", "cert.pem")]
     [InlineData("--metrics-port", "9100")]
     public async Task Unimplemented_option_exits_2_naming_it(params string[] option)
@@ -198,8 +198,8 @@ public sealed class CliTests
     [Fact]
     public async Task Unimplemented_option_from_the_environment_exits_2()
     {
-        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_RUNTIME_THREADS"] = "4" });
-        AssertUsageError(run, "--runtime-threads");
+        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_TASK_IMPL"] = "rust" });
+        AssertUsageError(run, "--task-impl");
     }
 
     // ------------------------------------------------------------------ --version, --help

@@ -49,6 +49,8 @@ public sealed class EnvironmentOptionTests : IDisposable
             "--backlog" => Same("2048"),
             "--http1-header-read-timeout" => Same("5000"),
             "--http1-buffer-size" => Same("65536"),
+            "--runtime-threads" => Same("3"),
+            "--runtime-mode" => Same("st"),
             "--http1-keep-alive" or "--log" or "--ws" or "--proxy-headers" => Flag(false),
             "--url-path-prefix" => Same("/api"),
             "--factory" or "--respawn-failed-workers" or "--reload" or "--reload-ignore-worker-failure" or "--access-log"

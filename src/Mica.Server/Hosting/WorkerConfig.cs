@@ -27,6 +27,12 @@ public sealed record WorkerConfig
     /// a connection's unread input; the request line and headers must fit in it too (431 beyond).
     /// </summary>
     public int Http1BufferSize { get; init; } = 417_792;
+    /// <summary>
+    /// <c>--runtime-threads</c>: the worker's socket I/O threads (".NET Sockets"), which with inline
+    /// completions are where Kestrel parses and writes, as tokio's runtime threads are in Granian.
+    /// Set through DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT when the worker starts; null: .NET's choice.
+    /// </summary>
+    public int? RuntimeThreads { get; init; }
     public bool KeepAlive { get; init; } = true;
     public string LogLevel { get; init; } = "info";
     /// <summary><c>--log-config</c>: the JSON text of the dictConfig; null without one.</summary>

@@ -161,6 +161,7 @@ internal static class MicaCommand
             BlockingThreadsIdleTimeoutSeconds = result.GetValue(table.BlockingThreadsIdleTimeout) ?? 30,
             HeaderReadTimeoutMs = result.GetValue(table.Http1HeaderReadTimeout),
             Http1BufferSize = result.GetValue(table.Http1BufferSize),
+            RuntimeThreads = result.GetValue(table.RuntimeMode) == "st" ? 1 : result.GetValue(table.RuntimeThreads),
             KeepAlive = FlagValue(all, table, table.Http1KeepAlive, @default: true),
             UrlPathPrefix = (result.GetValue(table.UrlPathPrefix) ?? "").TrimEnd('/'),
             Factory = FlagValue(all, table, table.Factory, @default: false),
