@@ -32,6 +32,8 @@ internal sealed record ServerOptions
     public int Http1BufferSize { get; init; } = 417_792;
     /// <summary><c>--runtime-threads</c> (1 with <c>--runtime-mode st</c>): each worker's socket I/O threads; null: .NET's choice.</summary>
     public int? RuntimeThreads { get; init; }
+    /// <summary><c>--runtime-blocking-threads</c>: the most threads each worker's .NET pool may grow to; null: .NET's default.</summary>
+    public int? RuntimeBlockingThreads { get; init; }
     public bool KeepAlive { get; init; } = true;
     public string UrlPathPrefix { get; init; } = "";
     public bool Factory { get; init; }

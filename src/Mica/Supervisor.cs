@@ -124,6 +124,7 @@ internal sealed class Supervisor(ServerOptions options)
             HeaderReadTimeoutMs = options.HeaderReadTimeoutMs,
             Http1BufferSize = options.Http1BufferSize,
             RuntimeThreads = options.RuntimeThreads,
+            RuntimeBlockingThreads = options.RuntimeBlockingThreads,
             KeepAlive = options.KeepAlive,
             LogLevel = options.LogLevel,
             AccessLogFormat = options.AccessLogFormat,

@@ -137,10 +137,8 @@ public sealed class CliTests
     }
 
     [Theory]
-    [InlineData("--runtime-blocking-threads", "8")]
     [InlineData("--task-impl", "rust")]
     [InlineData("--metrics")]
-    [InlineData("--http1-pipeline-flush")]
     [InlineData("--ssl-certificate", "cert.pem")]
     [InlineData("--metrics-port", "9100")]
     public async Task Unimplemented_option_exits_2_naming_it(params string[] option)
@@ -196,10 +194,18 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Task_impl_rust_is_refused_saying_what_Mica_does_instead()
+    {
+        var run = await RunAsync([.. WithApp("--task-impl", "rust"), "hello:app"]);
+        AssertUsageError(run, "--task-impl");
+        Assert.Contains("asyncio.Task", run.Stderr[0]);
+    }
+
+    [Fact]
     public async Task Unimplemented_option_from_the_environment_exits_2()
     {
-        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_TASK_IMPL"] = "rust" });
-        AssertUsageError(run, "--task-impl");
+        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_METRICS_ENABLED"] = "1" });
+        AssertUsageError(run, "--metrics");
     }
 
     // ------------------------------------------------------------------ --version, --help

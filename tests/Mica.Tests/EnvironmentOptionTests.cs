@@ -21,9 +21,10 @@ public sealed class EnvironmentOptionTests : IDisposable
 
     /// <summary>
     /// Options that are accepted but change nothing in the server's configuration, so only their
-    /// parsing can be compared: Granian's HTTP/2 tuning Kestrel has no knob for.
+    /// parsing can be compared: Granian's tuning Kestrel has no knob for, and <c>--task-impl asyncio</c>,
+    /// which is what Mica always does.
     /// </summary>
-    private static readonly string[] WithoutEffect = ["--http2-adaptive-window", "--http2-max-send-buffer-size"];
+    private static readonly string[] WithoutEffect = ["--http2-adaptive-window", "--http2-max-send-buffer-size", "--http1-pipeline-flush", "--task-impl"];
 
     private Sample? SampleFor(string option)
     {
@@ -51,6 +52,9 @@ public sealed class EnvironmentOptionTests : IDisposable
             "--http1-buffer-size" => Same("65536"),
             "--runtime-threads" => Same("3"),
             "--runtime-mode" => Same("st"),
+            "--runtime-blocking-threads" => Same("64"),
+            "--task-impl" => Same("asyncio"),
+            "--http1-pipeline-flush" => Flag(true),
             "--http1-keep-alive" or "--log" or "--ws" or "--proxy-headers" => Flag(false),
             "--url-path-prefix" => Same("/api"),
             "--factory" or "--respawn-failed-workers" or "--reload" or "--reload-ignore-worker-failure" or "--access-log"

@@ -24,5 +24,13 @@ public sealed class RuntimeThreadsTests
     public async Task Runtime_threads_3_gives_the_worker_three_socket_threads() => Assert.Equal(3, await SocketThreadsAsync("--runtime-threads", "3"));
 
     [Fact]
+    public async Task Runtime_blocking_threads_caps_the_workers_thread_pool()
+    {
+        await using var mica = await MicaProcess.StartAsync("raw_app:app", ["--runtime-blocking-threads", "64", "--log-level", "debug"]);
+        await mica.WaitForStderrAsync("thread pool: at most 64 threads (--runtime-blocking-threads 64)");
+        Assert.Equal(0, await mica.StopAsync());
+    }
+
+    [Fact]
     public async Task Runtime_mode_st_gives_the_worker_one_socket_thread() => Assert.Equal(1, await SocketThreadsAsync("--runtime-mode", "st", "--runtime-threads", "4"));
 }

@@ -33,6 +33,12 @@ public sealed record WorkerConfig
     /// Set through DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT when the worker starts; null: .NET's choice.
     /// </summary>
     public int? RuntimeThreads { get; init; }
+    /// <summary>
+    /// <c>--runtime-blocking-threads</c>: Granian's pool for blocking work is, in a worker, .NET's
+    /// thread pool (Kestrel's continuations, file reads): the most threads it may grow to (at least
+    /// one per core, which .NET requires). Null: .NET's default.
+    /// </summary>
+    public int? RuntimeBlockingThreads { get; init; }
     public bool KeepAlive { get; init; } = true;
     public string LogLevel { get; init; } = "info";
     /// <summary><c>--log-config</c>: the JSON text of the dictConfig; null without one.</summary>

@@ -69,6 +69,8 @@ internal static class MicaCommand
         if (clientCa is not null && certificate is null) return Fail("Option '--ssl-ca' needs '--ssl-certificate' and '--ssl-keyfile'.");
         var loop = result.GetValue(table.Loop)!;
         if (loop is "rloop" or "winloop") return Fail($"Invalid value for '--loop': '{loop}' is not available in Mica (use auto, asyncio or uvloop).");
+        if (result.GetValue(table.TaskImpl) == "rust")
+            return Fail("Invalid value for '--task-impl': 'rust' is not available in Mica (each request runs as an asyncio.Task: use asyncio).");
 
         var workingDir = result.GetValue(table.WorkingDir);
         if (workingDir is not null && !Directory.Exists(workingDir))
@@ -162,6 +164,7 @@ internal static class MicaCommand
             HeaderReadTimeoutMs = result.GetValue(table.Http1HeaderReadTimeout),
             Http1BufferSize = result.GetValue(table.Http1BufferSize),
             RuntimeThreads = result.GetValue(table.RuntimeMode) == "st" ? 1 : result.GetValue(table.RuntimeThreads),
+            RuntimeBlockingThreads = result.GetValue(table.RuntimeBlockingThreads),
             KeepAlive = FlagValue(all, table, table.Http1KeepAlive, @default: true),
             UrlPathPrefix = (result.GetValue(table.UrlPathPrefix) ?? "").TrimEnd('/'),
             Factory = FlagValue(all, table, table.Factory, @default: false),

@@ -34,6 +34,9 @@ internal sealed partial class OptionTable
     public readonly Option<int> Http1HeaderReadTimeout = Int("--http1-header-read-timeout", "Sets a timeout (in milliseconds) to read headers", 30_000, min: 1, max: 60_000);
     public readonly Option<int?> RuntimeThreads = OptionalInt("--runtime-threads", "Number of runtime threads (per worker): Kestrel's socket I/O threads [default: .NET's choice]", min: 1);
     public readonly Option<string> RuntimeMode = Choice("--runtime-mode", "Runtime mode to use (single/multi threaded): st is one socket I/O thread", "auto", "auto", "mt", "st");
+    public readonly Option<int?> RuntimeBlockingThreads = OptionalInt("--runtime-blocking-threads", "Number of runtime I/O blocking threads (per worker): the most threads .NET's pool may grow to [default: .NET's]", min: 1);
+    public readonly Option<string> TaskImpl = Choice("--task-impl", "Async task implementation to use (Mica: one asyncio.Task per request)", "asyncio", "asyncio", "rust");
+    public readonly Option<bool> Http1PipelineFlush = Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (no Kestrel equivalent: ignored)", false);
     public readonly Option<int> Http1BufferSize = Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections (the request line and headers must fit)", 417_792, min: 8192);
     public readonly Option<bool> Http1KeepAlive = Flag("--http1-keep-alive", "Enables or disables HTTP/1 keep-alive", true);
     public readonly Option<string?> UrlPathPrefix = OptionalStr("--url-path-prefix", "URL path prefix the app is mounted on");
@@ -105,6 +108,9 @@ internal sealed partial class OptionTable
         Register(Http1BufferSize, "HTTP1_BUFFER_SIZE");
         Register(RuntimeThreads, "RUNTIME_THREADS");
         Register(RuntimeMode, "RUNTIME_MODE");
+        Register(RuntimeBlockingThreads, "RUNTIME_BLOCKING_THREADS");
+        Register(TaskImpl, "TASK_IMPL");
+        Register(Http1PipelineFlush, "HTTP1_PIPELINE_FLUSH");
         Register(Http1KeepAlive, "HTTP1_KEEP_ALIVE");
         Register(UrlPathPrefix, "URL_PATH_PREFIX");
         Register(Factory, "FACTORY");
@@ -161,9 +167,6 @@ internal sealed partial class OptionTable
         Register(ForwardedAllowIps, "FORWARDED_ALLOW_IPS", plainEnv: "FORWARDED_ALLOW_IPS");
 
         // Recognised, not implemented yet: using any of them is an error naming it.
-        Later(Int("--runtime-blocking-threads", "Number of runtime I/O blocking threads (per worker)", 512, min: 1), "RUNTIME_BLOCKING_THREADS");
-        Later(Choice("--task-impl", "Async task implementation to use", "asyncio", "asyncio", "rust"), "TASK_IMPL");
-        Later(Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (experimental)", false), "HTTP1_PIPELINE_FLUSH");
         Later(Flag("--metrics", "Enable the Prometheus metrics exporter", false), "METRICS_ENABLED");
         Later(Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection", 1, 60, 15), "METRICS_SCRAPE_INTERVAL");
         Later(Str("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1"), "METRICS_ADDRESS");
