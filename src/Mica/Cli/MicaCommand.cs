@@ -185,6 +185,10 @@ internal static class MicaCommand
             ReloadIgnoreWorkerFailure = FlagValue(all, table, table.ReloadIgnoreWorkerFailure, @default: false),
             ProxyHeaders = FlagValue(all, table, table.ProxyHeaders, @default: true),
             ForwardedAllowIps = result.GetValue(table.ForwardedAllowIps)!,
+            Metrics = FlagValue(all, table, table.Metrics, @default: false),
+            MetricsAddress = result.GetValue(table.MetricsAddress)!,
+            MetricsPort = result.GetValue(table.MetricsPort),
+            MetricsScrapeIntervalSeconds = result.GetValue(table.MetricsScrapeInterval) ?? 15,
         };
         return (options, 0);
     }

@@ -83,6 +83,10 @@ internal sealed partial class OptionTable
     public readonly Option<string?> LogConfig = OptionalStr("--log-config", "Logging configuration file (json: a Python logging.dictConfig)");
     public readonly Option<bool> AccessLog = Flag("--access-log", "Enable access log", false);
     public readonly Option<string?> AccessLogFormat = OptionalStr("--access-log-fmt", "Access log format");
+    public readonly Option<bool> Metrics = Flag("--metrics", "Enable the Prometheus metrics exporter (served by the master process)", false);
+    public readonly Option<int?> MetricsScrapeInterval = Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection (how often workers report)", 1, 60, 15);
+    public readonly Option<string> MetricsAddress = Address("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1");
+    public readonly Option<int> MetricsPort = Int("--metrics-port", "The port to bind the metrics exporter to (0: any free port)", 9090, min: 0, max: 65535);
     public readonly Option<string?> Python = OptionalStr("--python", "Python interpreter to embed (default: $VIRTUAL_ENV/bin/python, else python3 on PATH)");
     // uvicorn's, not Granian's (Granian leaves proxy headers to wrappers around the app).
     public readonly Option<bool> ProxyHeaders = Flag("--proxy-headers", "Use X-Forwarded-For/-Proto/-Host and Forwarded from trusted peers for the client address, scheme and host", true);
@@ -151,6 +155,10 @@ internal sealed partial class OptionTable
         Register(BlockingThreads, "BLOCKING_THREADS");
         Register(BlockingThreadsIdleTimeout, "BLOCKING_THREADS_IDLE_TIMEOUT");
         Register(Backpressure, "BACKPRESSURE");
+        Register(Metrics, "METRICS_ENABLED");
+        Register(MetricsScrapeInterval, "METRICS_SCRAPE_INTERVAL");
+        Register(MetricsAddress, "METRICS_ADDRESS");
+        Register(MetricsPort, "METRICS_PORT");
         Register(ProxyHeaders, "PROXY_HEADERS");
         Register(ForwardedAllowIps, "FORWARDED_ALLOW_IPS", plainEnv: "FORWARDED_ALLOW_IPS");
 
@@ -161,10 +169,6 @@ internal sealed partial class OptionTable
         Later(Choice("--task-impl", "Async task implementation to use", "asyncio", "asyncio", "rust"), "TASK_IMPL");
         Later(Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections", 417_792, min: 8192), "HTTP1_BUFFER_SIZE");
         Later(Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (experimental)", false), "HTTP1_PIPELINE_FLUSH");
-        Later(Flag("--metrics", "Enable the Prometheus metrics exporter", false), "METRICS_ENABLED");
-        Later(Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection", 1, 60, 15), "METRICS_SCRAPE_INTERVAL");
-        Later(Str("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1"), "METRICS_ADDRESS");
-        Later(Int("--metrics-port", "The port to bind the metrics exporter to", 9090), "METRICS_PORT");
     }
 
     private void Register(Option option, string env, bool implemented = true, char? split = null, string? plainEnv = null)
@@ -310,6 +314,20 @@ internal sealed partial class OptionTable
             var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
             if (!Mica.Server.Http.TrustedProxies.TryParse(text, out _, out var error))
                 result.AddError($"Invalid value for '{name}': {error}.");
+            return text;
+        };
+        return option;
+    }
+
+    /// <summary>An IP address or a host name (resolved when the server starts; one that does not resolve is exit 1 then).</summary>
+    private static Option<string> Address(string name, string help, string @default)
+    {
+        var option = new Option<string>(name) { Description = help, DefaultValueFactory = _ => @default };
+        option.CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+            if (!System.Net.IPAddress.TryParse(text, out _) && Uri.CheckHostName(text) != UriHostNameType.Dns)
+                result.AddError($"Invalid value for '{name}': '{text}' is not an IP address or a host name.");
             return text;
         };
         return option;
