@@ -139,10 +139,10 @@ public sealed class CliTests
     [Theory]
     [InlineData("--runtime-threads", "2")]
     [InlineData("--task-impl", "rust")]
-    [InlineData("--metrics")]
+    [InlineData("--http1-pipeline-flush")]
     [InlineData("--runtime-mode", "st")]
     [InlineData("--ssl-certificate", "cert.pem")]
-    [InlineData("--metrics-port", "9100")]
+    [InlineData("--runtime-blocking-threads", "4")]
     public async Task Unimplemented_option_exits_2_naming_it(params string[] option)
     {
         var run = await RunAsync([.. WithApp(option), "hello:app"]);
