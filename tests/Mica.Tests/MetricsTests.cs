@@ -240,6 +240,30 @@ public sealed class MetricsServerTests
     }
 
     [Fact]
+    public async Task A_failed_TLS_handshake_is_a_connection_error()
+    {
+        var pki = await TestPki.GetAsync();
+        await using var server = await ProtoServer.StartAsync("proto_asgi:app",
+            ["--ssl-certificate", pki.ServerCert, "--ssl-keyfile", pki.ServerKey, .. Metrics]);
+        var url = await Scrape.UrlAsync(server.Mica);
+        using (var client = Clients.Http11(server.Base, pki))
+        {
+            using var response = await client.GetAsync("/x");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        await using (var plain = await RawConnection.ConnectAsync("127.0.0.1", server.Port))
+        {
+            await plain.SendAsync(RawConnection.Get("/not-tls"));
+            Assert.True(await plain.WaitClosedAsync(TimeSpan.FromSeconds(10)), "the server kept a connection that is not TLS");
+        }
+        var scrape = await Scrape.WaitAsync(url, s => s.Worker("granian_connections_handled", 1) == 2 && s.Worker("granian_connections_active", 1) == 0,
+            "two connections, both closed");
+        Assert.Equal(1, scrape.Worker("granian_connections_err", 1));
+        Assert.Equal(1, scrape.Worker("granian_requests_handled", 1));
+        await Master.StopAndCheckAsync(server.Mica);
+    }
+
+    [Fact]
     public async Task The_endpoint_answers_any_path_keeps_the_connection_answers_HEAD_and_refuses_other_methods()
     {
         await using var mica = await MicaProcess.StartAsync("hello:app", Metrics);
