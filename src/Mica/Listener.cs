@@ -90,15 +90,7 @@ internal sealed class Listener : IDisposable
     /// <exception cref="StartupError">when the address cannot be bound.</exception>
     public static Listener Bind(string host, int port, int backlog)
     {
-        IPAddress address;
-        try
-        {
-            address = IPAddress.TryParse(host, out var ip) ? ip : Dns.GetHostAddresses(host)[0];
-        }
-        catch (Exception e) when (e is SocketException or IndexOutOfRangeException)
-        {
-            throw new StartupError($"cannot resolve host '{host}'");
-        }
+        var address = Resolve(host, "host");
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
@@ -114,6 +106,21 @@ internal sealed class Listener : IDisposable
         {
             socket.Dispose();
             throw new StartupError($"cannot listen on {host}:{port}: {e.Message}");
+        }
+    }
+
+    /// <summary>An IP address as is, else the first address a name resolves to.</summary>
+    /// <param name="what">For the error: which option the host came from.</param>
+    /// <exception cref="StartupError">when the name does not resolve.</exception>
+    internal static IPAddress Resolve(string host, string what)
+    {
+        try
+        {
+            return IPAddress.TryParse(host, out var ip) ? ip : Dns.GetHostAddresses(host)[0];
+        }
+        catch (Exception e) when (e is SocketException or IndexOutOfRangeException or ArgumentException)
+        {
+            throw new StartupError($"cannot resolve {what} '{host}'");
         }
     }
 

@@ -68,4 +68,11 @@ internal sealed record ServerOptions
     public bool ProxyHeaders { get; init; } = true;
     /// <summary><c>--forwarded-allow-ips</c>, already validated (<see cref="Mica.Server.Http.TrustedProxies"/>).</summary>
     public string ForwardedAllowIps { get; init; } = Mica.Server.Http.TrustedProxies.Default;
+    /// <summary><c>--metrics</c>: the master serves Prometheus metrics at <see cref="MetricsAddress"/>:<see cref="MetricsPort"/>.</summary>
+    public bool Metrics { get; init; }
+    public string MetricsAddress { get; init; } = "127.0.0.1";
+    /// <summary>0: any free port (the log says which).</summary>
+    public int MetricsPort { get; init; } = 9090;
+    /// <summary>How often workers report their counters to the master.</summary>
+    public int MetricsScrapeIntervalSeconds { get; init; } = 15;
 }

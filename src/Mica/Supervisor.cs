@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
+using Mica.Metrics;
 using Mica.Reload;
 using Mica.Server;
 using Mica.Server.Hosting;
@@ -19,6 +20,10 @@ namespace Mica;
 /// ones. With <c>--reload-ignore-worker-failure</c> too, a worker that fails never ends the server:
 /// the master keeps the port, serves the error as a 503 page meanwhile (<see cref="ErrorResponder"/>)
 /// and waits for the next change before starting a worker again (no restart storm).
+///
+/// With <c>--metrics</c>, the loop keeps the <see cref="MetricsBook"/> (spawns, restarts, the workers'
+/// reports) and, after every event, publishes a frozen view of it to the <see cref="MetricsExporter"/>,
+/// which answers scrapes on its own tasks.
 /// </summary>
 internal sealed class Supervisor(ServerOptions options)
 {
@@ -32,6 +37,8 @@ internal sealed class Supervisor(ServerOptions options)
     private Listener? _listener;
     private IReadOnlyDictionary<string, string> _workerEnvironment = new Dictionary<string, string>();
     private ErrorResponder? _errorPage;   // created with the listener under --reload-ignore-worker-failure
+    private readonly MetricsBook? _metrics = options.Metrics ? new MetricsBook() : null;
+    private MetricsExporter? _exporter;
     private PythonInstall? _python;
     private int _target;
     private bool _started, _stopping;
@@ -68,11 +75,14 @@ internal sealed class Supervisor(ServerOptions options)
                 ? Listener.BindUnix(uds, options.UdsPermissions, options.Backlog)
                 : Listener.Bind(options.Host, options.Port, options.Backlog));
         _listener = listener;
+        using var exporter = options.Metrics ? MetricsExporter.Start(options.MetricsAddress, options.MetricsPort) : null;
+        _exporter = exporter;
         using var errorPage = IgnoreWorkerFailures ? new ErrorResponder(listener) : null;
         _errorPage = errorPage;
         _python = FindPython();
         Log.Info($"Starting Mica {Cli.MicaCommand.Version}");
         Log.Info($"Listening at: {(options.Tls is null ? listener.Url : listener.Url.Replace("http://", "https://"))}");
+        if (exporter is not null) Log.Info($"Metrics at: {exporter.Url}");
         using var signals = new SignalTraps(_events.Writer,
             PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT, PosixSignal.SIGHUP, PosixSignal.SIGTTIN, PosixSignal.SIGTTOU);
         using var ticks = StartTicks();
@@ -80,6 +90,7 @@ internal sealed class Supervisor(ServerOptions options)
 
         _target = options.Workers;
         for (var id = 1; id <= _target; id++) Spawn(id);
+        PublishMetrics();
         await foreach (var e in _events.Reader.ReadAllAsync())
         {
             switch (e)
@@ -87,11 +98,12 @@ internal sealed class Supervisor(ServerOptions options)
                 case SignalReceived s: HandleSignal(s.Signal); break;
                 case WorkerReported r: HandleReport(r.Worker, r.Message); break;
                 case WorkerExited x: HandleExit(x.Worker, x.ExitCode); break;
-                case RespawnDue r: if (!_stopping) Spawn(r.Id, respawned: true); break;
+                case RespawnDue r: Respawn(r.Id); break;
                 case Tick: CheckLifetimeAndMemory(); break;
                 case SourcesChanged c: HandleChanges(c.Paths); break;
                 case KillTimeout: KillRemaining(); break;
             }
+            PublishMetrics();
             if (_stopping && _workers.Count == 0) break;
         }
         Log.Info("Shutdown complete");
@@ -144,18 +156,29 @@ internal sealed class Supervisor(ServerOptions options)
             Tls = options.Tls,
             ProxyHeaders = options.ProxyHeaders,
             ForwardedAllowIps = options.ForwardedAllowIps,
+            MetricsIntervalSeconds = options.Metrics ? options.MetricsScrapeIntervalSeconds : null,
         };
         var worker = WorkerProcess.Spawn(id, config, _workerEnvironment, _events.Writer, respawned, replacing);
         _workers.Add(worker);
+        _metrics?.Spawned(worker, id);
         Log.Info($"Spawned {worker.Name}{(replacing is null ? "" : $" to replace {replacing.Name}")}");
         return worker;
     }
 
+    /// <summary>A worker that died unexpectedly, after <c>--respawn-interval</c>.</summary>
+    private void Respawn(int id)
+    {
+        if (_stopping) return;
+        Spawn(id, respawned: true);
+        _metrics?.Restarted(RestartReason.Error);
+    }
+
     /// <summary>Queues a ready worker for a graceful replacement (HUP, lifetime, memory).</summary>
-    private void Replace(WorkerProcess worker, string why)
+    private void Replace(WorkerProcess worker, RestartReason reason, string why)
     {
         if (_stopping || worker.State != WorkerState.Ready || _toReplace.Contains(worker) || IsBeingReplaced(worker)) return;
         Log.Info($"Replacing {worker.Name}: {why}");
+        worker.ReplacedFor = reason;
         _toReplace.Enqueue(worker);
         ReplaceNext();
     }
@@ -170,6 +193,7 @@ internal sealed class Supervisor(ServerOptions options)
         {
             if (old.State != WorkerState.Ready) continue;
             Spawn(old.Id, replacing: old);
+            if (old.ReplacedFor is { } reason) _metrics?.Restarted(reason);
             return;
         }
         if (_started) _systemd.Notify("READY=1");
@@ -194,7 +218,7 @@ internal sealed class Supervisor(ServerOptions options)
                 Log.Info("Received SIGHUP: replacing every worker");
                 _systemd.Notify($"RELOADING=1\nMONOTONIC_USEC={SystemdNotifier.MonotonicMicroseconds()}");
                 foreach (var worker in _workers.Where(w => w.State == WorkerState.Ready && w.Replacing is null).ToList())
-                    Replace(worker, "reload requested");
+                    Replace(worker, RestartReason.Signal, "reload requested");
                 break;
             case PosixSignal.SIGTTIN:
                 _target++;
@@ -251,6 +275,9 @@ internal sealed class Supervisor(ServerOptions options)
                     _systemd.Notify($"READY=1\nMAINPID={Environment.ProcessId}");
                 }
                 break;
+            case WorkerMessage.Metrics when message.Report is { } report:
+                _metrics?.Reported(worker, report, worker.RssBytes());
+                break;
             case WorkerMessage.Failed:
                 worker.Failure = message;
                 var detail = string.IsNullOrEmpty(message.Traceback) ? "" : "\n" + message.Traceback.TrimEnd();
@@ -267,6 +294,7 @@ internal sealed class Supervisor(ServerOptions options)
         var age = worker.Age;
         worker.Exited();
         _workers.Remove(worker);
+        _metrics?.Exited(worker);
 
         if (wasAsked)
         {
@@ -339,6 +367,8 @@ internal sealed class Supervisor(ServerOptions options)
         _toReplace.Clear();
         foreach (var worker in _workers.Where(w => w.State != WorkerState.Stopping).ToList()) worker.Stop();
         for (var id = 1; id <= _target; id++) Spawn(id);
+        _metrics?.Reloaded();
+        _metrics?.Restarted(RestartReason.Reload, _target);
     }
 
     /// <summary>
@@ -373,12 +403,12 @@ internal sealed class Supervisor(ServerOptions options)
         foreach (var worker in _workers.Where(w => w.State == WorkerState.Ready).ToList())
         {
             if (options.WorkersLifetimeSeconds is { } lifetime && worker.Age > TimeSpan.FromSeconds(lifetime))
-                Replace(worker, $"lifetime of {lifetime} s reached");
+                Replace(worker, RestartReason.Lifetime, $"lifetime of {lifetime} s reached");
             if (options.WorkersMaxRssMiB is { } limit && worker.SampleRss(options.RssSampleIntervalSeconds) is { } rss)
             {
                 worker.OverRssSamples = rss > limit ? worker.OverRssSamples + 1 : 0;
                 if (worker.OverRssSamples >= options.RssSamples)
-                    Replace(worker, $"memory {rss:0} MiB over the limit of {limit} MiB for {worker.OverRssSamples} samples");
+                    Replace(worker, RestartReason.Rss, $"memory {rss:0} MiB over the limit of {limit} MiB for {worker.OverRssSamples} samples");
             }
         }
     }
@@ -405,6 +435,12 @@ internal sealed class Supervisor(ServerOptions options)
     }
 
     // ------------------------------------------------------------------ plumbing
+
+    /// <summary>After every event: what scrapes see from now on (the exporter never asks the loop).</summary>
+    private void PublishMetrics()
+    {
+        if (_exporter is not null) _exporter.Publish(_metrics!.View());
+    }
 
     private void Post(SupervisorEvent e, TimeSpan delay) =>
         _ = Task.Delay(delay).ContinueWith(_ => _events.Writer.TryWrite(e), TaskScheduler.Default);

@@ -32,6 +32,8 @@ internal sealed class WorkerProcess
     /// <summary>The worker this one replaces once ready (rolling restart); null otherwise.</summary>
     public WorkerProcess? Replacing { get; set; }
     public int OverRssSamples { get; set; }
+    /// <summary>Why it is queued for a replacement (<c>--metrics</c>' restart reason).</summary>
+    public Metrics.RestartReason? ReplacedFor { get; set; }
 
     private readonly DateTime _spawnedAt = DateTime.UtcNow;
     private DateTime _lastRssSample = DateTime.MinValue;
@@ -123,6 +125,17 @@ internal sealed class WorkerProcess
         }
         catch (IOException) { }
         return null;
+    }
+
+    /// <summary>The resident memory in bytes now (<c>/proc/PID/statm</c>: resident pages); null once gone.</summary>
+    public long? RssBytes()
+    {
+        try
+        {
+            var fields = File.ReadAllText($"/proc/{Pid}/statm").Split(' ');
+            return long.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture) * Environment.SystemPageSize;
+        }
+        catch (Exception e) when (e is IOException or FormatException or IndexOutOfRangeException or UnauthorizedAccessException) { return null; }
     }
 
     public void MoveTo(WorkerState state)

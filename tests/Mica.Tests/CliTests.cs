@@ -138,10 +138,8 @@ public sealed class CliTests
 
     [Theory]
     [InlineData("--task-impl", "rust")]
-    [InlineData("--metrics")]
     [InlineData("--ssl-certificate", "cert.pem")]
-    [InlineData("--metrics-port", "9100")]
-    public async Task Unimplemented_option_exits_2_naming_it(params string[] option)
+    public async Task A_value_Mica_cannot_serve_exits_2_naming_the_option(params string[] option)
     {
         var run = await RunAsync([.. WithApp(option), "hello:app"]);
         AssertUsageError(run, option[0]);
@@ -202,10 +200,10 @@ public sealed class CliTests
     }
 
     [Fact]
-    public async Task Unimplemented_option_from_the_environment_exits_2()
+    public async Task A_value_Mica_cannot_serve_from_the_environment_exits_2()
     {
-        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_METRICS_ENABLED"] = "1" });
-        AssertUsageError(run, "--metrics");
+        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_TASK_IMPL"] = "rust" });
+        AssertUsageError(run, "--task-impl");
     }
 
     // ------------------------------------------------------------------ --version, --help

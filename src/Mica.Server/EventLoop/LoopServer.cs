@@ -113,6 +113,9 @@ internal abstract unsafe class LoopServer : IHttpApplication<LoopExchange>, IApp
 
     public void BeginShutdown() => Loop.Post(this, 0);
 
+    /// <summary>One thread runs the app (Granian reports 1 for its async interfaces too); the queue is the hand-off's.</summary>
+    public Metrics.BlockingStats Blocking => new(1, Loop.Pending);
+
     /// <summary>Python thread: the app stops, then the event loop.</summary>
     public void RunOnPythonThread(int kind)
     {
@@ -128,10 +131,8 @@ internal abstract unsafe class LoopServer : IHttpApplication<LoopExchange>, IApp
     /// HTTP/2's extended CONNECT), which the app's accept then uses.
     /// </summary>
     public Task ProcessRequestAsync(LoopExchange context) =>
-        Services.StaticFiles?.TryServe(context.Features) ??
+        context.TryServeStatic() ??
         (_webSockets is not null && context.MayUpgrade ? _webSockets.Invoke(context.AsHttpContext()) : context.RunAsync());
 
-    public void DisposeContext(LoopExchange context, Exception? exception)
-    {
-    }
+    public void DisposeContext(LoopExchange context, Exception? exception) => context.Completed();
 }

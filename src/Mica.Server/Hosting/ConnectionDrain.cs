@@ -25,6 +25,7 @@ internal sealed class ConnectionDrain
     private readonly TaskCompletionSource _draining = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _drainingToken = new();
     private int _connections;
+    private long _connectionsHandled, _connectionsFailed;
     private int _requestsInFlight;
     private long _lastRequestStart;
 
@@ -41,13 +42,41 @@ internal sealed class ConnectionDrain
             new PausableListener(await sockets.BindAsync(endpoint, cancellationToken), drain);
     }
 
-    /// <summary>Kestrel connection middleware: counts open connections.</summary>
-    public ConnectionDelegate Count(ConnectionDelegate next) => async connection =>
+    /// <summary>
+    /// Kestrel connection middleware, first in the pipeline: counts open connections, and for
+    /// <c>--metrics</c> the connections accepted and those that failed: the pipeline threw, or, with
+    /// <paramref name="tls"/>, the TLS handshake never completed (<see cref="HandshakeDone"/> was not
+    /// reached; Kestrel's TLS middleware logs a failed handshake and closes without throwing).
+    /// </summary>
+    public Func<ConnectionDelegate, ConnectionDelegate> Count(bool tls) => next => async connection =>
     {
         Interlocked.Increment(ref _connections);
-        try { await next(connection); }
+        Interlocked.Increment(ref _connectionsHandled);
+        try
+        {
+            await next(connection);
+            if (tls && !connection.Items.ContainsKey(HandshakeKey)) Interlocked.Increment(ref _connectionsFailed);
+        }
+        catch
+        {
+            Interlocked.Increment(ref _connectionsFailed);
+            throw;
+        }
         finally { Interlocked.Decrement(ref _connections); }
     };
+
+    private static readonly object HandshakeKey = new();
+
+    /// <summary>Kestrel connection middleware after the TLS one: the handshake succeeded.</summary>
+    public static ConnectionDelegate HandshakeDone(ConnectionDelegate next) => connection =>
+    {
+        connection.Items[HandshakeKey] = null;
+        return next(connection);
+    };
+
+    /// <summary>For <c>--metrics</c>: open, accepted and failed connections.</summary>
+    public Metrics.ConnectionCounts Connections =>
+        new(Volatile.Read(ref _connections), Interlocked.Read(ref _connectionsHandled), Interlocked.Read(ref _connectionsFailed));
 
     /// <summary>Per request, on the Kestrel side.</summary>
     public void RequestStarted()

@@ -16,4 +16,7 @@ internal interface IAppServer
 
     /// <summary>Any thread, once Kestrel has stopped: makes <see cref="Serve"/> return.</summary>
     void BeginShutdown();
+
+    /// <summary>Any thread, for <c>--metrics</c>: the threads that run the app and the work waiting for them.</summary>
+    Metrics.BlockingStats Blocking { get; }
 }

@@ -51,8 +51,12 @@ internal static class KestrelHost
                 "2" => HttpProtocols.Http2,
                 _ => HttpProtocols.Http1AndHttp2,
             };
-            listen.Use(drain.Count);
-            if (https is not null) listen.UseHttps(https);                    // ALPN picks h2 or http/1.1
+            listen.Use(drain.Count(tls: https is not null));
+            if (https is not null)
+            {
+                listen.UseHttps(https);                    // ALPN picks h2 or http/1.1
+                listen.Use(ConnectionDrain.HandshakeDone);
+            }
             else if (config.Http == "auto") listen.Use(CleartextHttp2.Detect(options.Limits.RequestHeadersTimeout));  // preface or h2c upgrade
         });
 

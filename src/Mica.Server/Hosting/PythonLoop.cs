@@ -23,6 +23,9 @@ internal sealed unsafe class PythonLoop : IDisposable
 
     public int EventFd { get; }
 
+    /// <summary>Work posted and not yet taken by the Python thread (for <c>--metrics</c>).</summary>
+    public int Pending => _queue.Count;
+
     public PythonLoop()
     {
         EventFd = Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);

@@ -68,6 +68,8 @@ public sealed record WorkerConfig
     public bool ProxyHeaders { get; init; } = true;
     /// <summary><c>--forwarded-allow-ips</c>, validated by the master (<see cref="Http.TrustedProxies"/>).</summary>
     public string ForwardedAllowIps { get; init; } = Mica.Server.Http.TrustedProxies.Default;
+    /// <summary><c>--metrics</c>: how often to report to the master (<c>--metrics-scrape-interval</c>); null when off.</summary>
+    public int? MetricsIntervalSeconds { get; init; }
 }
 
 /// <summary>Granian's <c>--http2-*</c> options.</summary>
@@ -85,19 +87,22 @@ public sealed record Http2Settings
 /// <summary>What a worker tells the master, one JSON object per line.</summary>
 public sealed record WorkerMessage
 {
-    public const string Ready = "ready", Failed = "failed";
+    public const string Ready = "ready", Failed = "failed", Metrics = "metrics";
 
     public required string Event { get; init; }
     /// <summary>For <see cref="Failed"/>: load | lifespan | internal.</summary>
     public string? Reason { get; init; }
     public string? Message { get; init; }
     public string? Traceback { get; init; }
+    /// <summary>For <see cref="Metrics"/>: the worker's counters now.</summary>
+    public global::Mica.Server.Metrics.MetricsReport? Report { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(WorkerConfig))]
 [JsonSerializable(typeof(PythonInstall))]
 [JsonSerializable(typeof(WorkerMessage))]
+[JsonSerializable(typeof(Metrics.MetricsReport))]
 [JsonSerializable(typeof(Http2Settings))]
 [JsonSerializable(typeof(TlsConfig))]
 [JsonSerializable(typeof(Http.StaticMount))]

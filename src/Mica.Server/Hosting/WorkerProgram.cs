@@ -60,7 +60,8 @@ public static class WorkerProgram
             ? new Http.AccessLog(Http.AccessLogFormat.Parse(format), Console.OpenStandardOutput())
             : null;
         var forwarding = new Http.ForwardedHeaders(config.ProxyHeaders ? Http.TrustedProxies.Parse(config.ForwardedAllowIps) : null);
-        var python = new PythonHost(config, new Http.ExchangeServices(drain, config.KeepAlive, config.Backpressure, staticFiles, accessLog, forwarding));
+        var metrics = config.MetricsIntervalSeconds is null ? null : new Metrics.WorkerMetrics();
+        var python = new PythonHost(config, new Http.ExchangeServices(drain, config.KeepAlive, config.Backpressure, staticFiles, accessLog, forwarding, metrics));
         python.Start();
         var failure = await python.Started;
         if (failure is not null)
@@ -71,6 +72,7 @@ public static class WorkerProgram
 
         var kestrel = await python.Server.ListenAsync(config);
         Send(toMaster, new WorkerMessage { Event = WorkerMessage.Ready });
+        var reporting = metrics is null ? Task.CompletedTask : ReportMetricsAsync(toMaster, Report, TimeSpan.FromSeconds(config.MetricsIntervalSeconds!.Value), stop.Task);
         await stop.Task;
 
         // Drain HTTP first (in-flight requests need the app's threads), then stop the app.
@@ -82,7 +84,16 @@ public static class WorkerProgram
         await Task.WhenAny(python.Stopped, Task.Delay(TimeSpan.FromSeconds(config.ShutdownTimeoutSeconds)));
         kestrel.Dispose();
         accessLog?.Complete();
+        // The last word: what was counted since the last report, so the master's totals miss nothing.
+        await reporting;
+        if (metrics is not null)
+        {
+            try { Send(toMaster, Report()); }
+            catch (IOException) { }   // the master is gone: nobody to tell
+        }
         return 0;
+
+        WorkerMessage Report() => new() { Event = WorkerMessage.Metrics, Report = metrics!.Snapshot(drain.Connections, python.Server.Blocking) };
 
         void OnStopSignal(PosixSignalContext context)
         {
@@ -103,10 +114,31 @@ public static class WorkerProgram
         stop.TrySetResult();
     }
 
+    /// <summary>
+    /// <c>--metrics</c>: a report now (so that the master shows the worker at once) and then every
+    /// interval, until the worker stops.
+    /// </summary>
+    private static async Task ReportMetricsAsync(Stream toMaster, Func<WorkerMessage> report, TimeSpan interval, Task stopping)
+    {
+        while (!stopping.IsCompleted)
+        {
+            try { Send(toMaster, report()); }
+            catch (IOException) { return; }   // the master is gone; the worker is stopping anyway
+            await Task.WhenAny(stopping, Task.Delay(interval));
+        }
+    }
+
+    private static readonly Lock SendLock = new();
+
+    /// <summary>One message, one line, written whole (any thread).</summary>
     private static void Send(Stream toMaster, WorkerMessage message)
     {
         var json = JsonSerializer.Serialize(message, ControlJson.Default.WorkerMessage);
-        toMaster.Write(Encoding.UTF8.GetBytes(json + "\n"));
-        toMaster.Flush();
+        var line = Encoding.UTF8.GetBytes(json + "\n");
+        lock (SendLock)
+        {
+            toMaster.Write(line);
+            toMaster.Flush();
+        }
     }
 }

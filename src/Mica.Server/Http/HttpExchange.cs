@@ -19,6 +19,10 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     private static readonly byte[] Forbidden = "Forbidden"u8.ToArray();
 
     public IFeatureCollection Features { get; } = features;
+    /// <summary><c>--metrics</c>: when Kestrel created the request's context (0 when off).</summary>
+    private readonly long _createdAt = services.Metrics?.RequestStarted() ?? 0;
+    /// <summary>Answered from a <c>--static-path-mount</c>, not by the app.</summary>
+    private bool _static;
     /// <summary>
     /// The Host a trusted proxy forwarded (WSGI's SERVER_NAME and SERVER_PORT follow it). Applying the
     /// proxy headers comes first, so that everything after (static files, scopes, environ) sees
@@ -38,6 +42,23 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     protected bool HasRead, BodyComplete;
     /// <summary>The client sent <c>Expect: 100-continue</c>: nothing of the body was read before dispatch.</summary>
     protected bool ExpectsContinue;
+
+    /// <summary>
+    /// Kestrel's <c>ProcessRequestAsync</c>: a request under a static route is answered from the files
+    /// (the app never sees it); null if the app should have it.
+    /// </summary>
+    public Task? TryServeStatic()
+    {
+        if (services.StaticFiles?.TryServe(Features) is not { } serving) return null;
+        _static = true;
+        return serving;
+    }
+
+    /// <summary>
+    /// Kestrel's <c>DisposeContext</c>: the response is complete and its status final (Kestrel's 500
+    /// if the request failed, 499 if the client left before a response).
+    /// </summary>
+    public void Completed() => services.Metrics?.RequestEnded(_createdAt, Response.StatusCode, _static);
 
     /// <summary>Hands the request to the app's Python thread; the response arrives as steps.</summary>
     protected abstract void Dispatch();

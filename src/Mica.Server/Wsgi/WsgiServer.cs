@@ -48,7 +48,7 @@ internal sealed unsafe class WsgiServer : IHttpApplication<WsgiExchange>, IAppSe
         var multiprocess = config.Workers > 1;
         var unixSocket = config.UnixSocket;
         Pool = new WsgiThreadPool(threads, TimeSpan.FromSeconds(config.BlockingThreadsIdleTimeoutSeconds),
-            () => new WsgiEnviron(prefix, unixSocket, multiprocess, _errors, _fileWrapper));
+            () => new WsgiEnviron(prefix, unixSocket, multiprocess, _errors, _fileWrapper), measure: services.Metrics is not null);
         Description = $", up to {threads} WSGI threads";
         _stopWait = TimeSpan.FromSeconds(config.ShutdownTimeoutSeconds);
         Current = this;
@@ -67,11 +67,11 @@ internal sealed unsafe class WsgiServer : IHttpApplication<WsgiExchange>, IAppSe
 
     public void BeginShutdown() => _stop.Set();
 
+    public Metrics.BlockingStats Blocking => Pool.Stats();
+
     public WsgiExchange CreateContext(IFeatureCollection contextFeatures) => new(this, contextFeatures);
 
-    public Task ProcessRequestAsync(WsgiExchange context) => Services.StaticFiles?.TryServe(context.Features) ?? context.RunAsync();
+    public Task ProcessRequestAsync(WsgiExchange context) => context.TryServeStatic() ?? context.RunAsync();
 
-    public void DisposeContext(WsgiExchange context, Exception? exception)
-    {
-    }
+    public void DisposeContext(WsgiExchange context, Exception? exception) => context.Completed();
 }

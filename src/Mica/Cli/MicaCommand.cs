@@ -51,12 +51,6 @@ internal static class MicaCommand
                 ? "Missing argument 'APP'."
                 : result.Errors[0].Message);
 
-        foreach (var entry in table.Entries)
-        {
-            var given = result.GetResult(entry.Option) is { Implicit: false } || (entry.Negation is not null && result.GetResult(entry.Negation) is { Implicit: false });
-            if (given && !entry.Implemented)
-                return Fail($"Option '{entry.Option.Name}' is not supported yet by Mica {Version}.");
-        }
 
         var http = result.GetValue(table.Http)!;
         var certificate = result.GetValue(table.SslCertificate);
@@ -191,6 +185,10 @@ internal static class MicaCommand
             ReloadIgnoreWorkerFailure = FlagValue(all, table, table.ReloadIgnoreWorkerFailure, @default: false),
             ProxyHeaders = FlagValue(all, table, table.ProxyHeaders, @default: true),
             ForwardedAllowIps = result.GetValue(table.ForwardedAllowIps)!,
+            Metrics = FlagValue(all, table, table.Metrics, @default: false),
+            MetricsAddress = result.GetValue(table.MetricsAddress)!,
+            MetricsPort = result.GetValue(table.MetricsPort),
+            MetricsScrapeIntervalSeconds = result.GetValue(table.MetricsScrapeInterval) ?? 15,
         };
         return (options, 0);
     }

@@ -11,18 +11,16 @@ namespace Mica.Cli;
 /// variable <c>MICA_&lt;NAME&gt;</c> or, failing that, <c>GRANIAN_&lt;NAME&gt;</c>, where NAME is
 /// Granian's parameter name (so <c>--ws</c> reads <c>MICA_WEBSOCKETS</c>, as Granian does); an option
 /// taken from uvicorn may also read uvicorn's own variable (<c>FORWARDED_ALLOW_IPS</c>) last.
-/// An option Mica does not implement yet is still recognised, so that using it gets a clear
-/// "not supported yet" instead of "no such option".
+/// Every Granian option is implemented; docs/granian-compat.md says how each maps onto Mica.
 /// </summary>
 internal sealed partial class OptionTable
 {
     /// <summary>One option: its flag, the negating flag of a --x/--no-x pair, and its env name.</summary>
-    public sealed record Entry(Option Option, string EnvName, bool Implemented, Option<bool>? Negation = null, char? EnvSplit = null, string? PlainEnv = null);
+    public sealed record Entry(Option Option, string EnvName, Option<bool>? Negation = null, char? EnvSplit = null, string? PlainEnv = null);
 
     private readonly List<Entry> _entries = [];
     public IReadOnlyList<Entry> Entries => _entries;
 
-    // Implemented.
     public readonly Option<string> Host = Str("--host", "Host address to bind to", "127.0.0.1");
     public readonly Option<int> Port = Int("--port", "Port to bind to (0: any free port)", 8000, min: 0, max: 65535);
     public readonly Option<string?> Uds = OptionalStr("--uds", "Unix Domain Socket to bind to (instead of --host/--port)");
@@ -89,6 +87,10 @@ internal sealed partial class OptionTable
     public readonly Option<string?> LogConfig = OptionalStr("--log-config", "Logging configuration file (json: a Python logging.dictConfig)");
     public readonly Option<bool> AccessLog = Flag("--access-log", "Enable access log", false);
     public readonly Option<string?> AccessLogFormat = OptionalStr("--access-log-fmt", "Access log format");
+    public readonly Option<bool> Metrics = Flag("--metrics", "Enable the Prometheus metrics exporter (served by the master process)", false);
+    public readonly Option<int?> MetricsScrapeInterval = Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection (how often workers report)", 1, 60, 15);
+    public readonly Option<string> MetricsAddress = Address("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1");
+    public readonly Option<int> MetricsPort = Int("--metrics-port", "The port to bind the metrics exporter to (0: any free port)", 9090, min: 0, max: 65535);
     public readonly Option<string?> Python = OptionalStr("--python", "Python interpreter to embed (default: $VIRTUAL_ENV/bin/python, else python3 on PATH)");
     // uvicorn's, not Granian's (Granian leaves proxy headers to wrappers around the app).
     public readonly Option<bool> ProxyHeaders = Flag("--proxy-headers", "Use X-Forwarded-For/-Proto/-Host and Forwarded from trusted peers for the client address, scheme and host", true);
@@ -163,17 +165,15 @@ internal sealed partial class OptionTable
         Register(BlockingThreads, "BLOCKING_THREADS");
         Register(BlockingThreadsIdleTimeout, "BLOCKING_THREADS_IDLE_TIMEOUT");
         Register(Backpressure, "BACKPRESSURE");
+        Register(Metrics, "METRICS_ENABLED");
+        Register(MetricsScrapeInterval, "METRICS_SCRAPE_INTERVAL");
+        Register(MetricsAddress, "METRICS_ADDRESS");
+        Register(MetricsPort, "METRICS_PORT");
         Register(ProxyHeaders, "PROXY_HEADERS");
         Register(ForwardedAllowIps, "FORWARDED_ALLOW_IPS", plainEnv: "FORWARDED_ALLOW_IPS");
-
-        // Recognised, not implemented yet: using any of them is an error naming it.
-        Later(Flag("--metrics", "Enable the Prometheus metrics exporter", false), "METRICS_ENABLED");
-        Later(Duration("--metrics-scrape-interval", "The interval in seconds for metrics collection", 1, 60, 15), "METRICS_SCRAPE_INTERVAL");
-        Later(Str("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1"), "METRICS_ADDRESS");
-        Later(Int("--metrics-port", "The port to bind the metrics exporter to", 9090), "METRICS_PORT");
     }
 
-    private void Register(Option option, string env, bool implemented = true, char? split = null, string? plainEnv = null)
+    private void Register(Option option, string env, char? split = null, string? plainEnv = null)
     {
         Option<bool>? negation = null;
         if (option is Option<bool> flag)
@@ -181,10 +181,8 @@ internal sealed partial class OptionTable
             var negative = "--no-" + flag.Name[2..];
             negation = new Option<bool>(negative) { Description = $"Disable {flag.Name}", Arity = ArgumentArity.Zero };
         }
-        _entries.Add(new Entry(option, env, implemented, negation, split, plainEnv));
+        _entries.Add(new Entry(option, env, negation, split, plainEnv));
     }
-
-    private void Later(Option option, string env, char? split = null) => Register(option, env, implemented: false, split);
 
     // ------------------------------------------------------------------ option kinds
 
@@ -316,6 +314,20 @@ internal sealed partial class OptionTable
             var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
             if (!Mica.Server.Http.TrustedProxies.TryParse(text, out _, out var error))
                 result.AddError($"Invalid value for '{name}': {error}.");
+            return text;
+        };
+        return option;
+    }
+
+    /// <summary>An IP address or a host name (resolved when the server starts; one that does not resolve is exit 1 then).</summary>
+    private static Option<string> Address(string name, string help, string @default)
+    {
+        var option = new Option<string>(name) { Description = help, DefaultValueFactory = _ => @default };
+        option.CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+            if (!System.Net.IPAddress.TryParse(text, out _) && Uri.CheckHostName(text) != UriHostNameType.Dns)
+                result.AddError($"Invalid value for '{name}': '{text}' is not an IP address or a host name.");
             return text;
         };
         return option;
