@@ -28,6 +28,12 @@ internal sealed record ServerOptions
     /// <summary>Null: cleartext.</summary>
     public Mica.Server.Hosting.TlsConfig? Tls { get; init; }
     public int HeaderReadTimeoutMs { get; init; } = 30_000;
+    /// <summary><c>--http1-buffer-size</c>: what Kestrel buffers of a connection's input (<see cref="Mica.Server.Hosting.WorkerConfig.Http1BufferSize"/>).</summary>
+    public int Http1BufferSize { get; init; } = 417_792;
+    /// <summary><c>--runtime-threads</c> (1 with <c>--runtime-mode st</c>): each worker's socket I/O threads; null: .NET's choice.</summary>
+    public int? RuntimeThreads { get; init; }
+    /// <summary><c>--runtime-blocking-threads</c>: the most threads each worker's .NET pool may grow to; null: .NET's default.</summary>
+    public int? RuntimeBlockingThreads { get; init; }
     public bool KeepAlive { get; init; } = true;
     public string UrlPathPrefix { get; init; } = "";
     public bool Factory { get; init; }

@@ -70,6 +70,8 @@ internal sealed class WorkerProcess
         // runs there). Measured with bench/asgi_hello.py: ~20% less CPU per request. A value set by
         // the user is kept.
         start.Environment.TryAdd("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+        if (config.RuntimeThreads is { } threads)
+            start.Environment["DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT"] = threads.ToString(System.Globalization.CultureInfo.InvariantCulture);
         foreach (var (name, value) in environment) start.Environment[name] = value;
         var process = Process.Start(start) ?? throw new StartupError("cannot start a worker process");
         // Our copies of the child's ends must close, or end-of-stream would never be seen.

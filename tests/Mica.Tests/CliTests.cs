@@ -137,12 +137,8 @@ public sealed class CliTests
     }
 
     [Theory]
-    [InlineData("--runtime-threads", "2")]
     [InlineData("--task-impl", "rust")]
-    [InlineData("--http1-pipeline-flush")]
-    [InlineData("--runtime-mode", "st")]
     [InlineData("--ssl-certificate", "cert.pem")]
-    [InlineData("--runtime-blocking-threads", "4")]
     public async Task Unimplemented_option_exits_2_naming_it(params string[] option)
     {
         var run = await RunAsync([.. WithApp(option), "hello:app"]);
@@ -196,10 +192,18 @@ public sealed class CliTests
     }
 
     [Fact]
-    public async Task Unimplemented_option_from_the_environment_exits_2()
+    public async Task Task_impl_rust_is_refused_saying_what_Mica_does_instead()
     {
-        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_RUNTIME_THREADS"] = "4" });
-        AssertUsageError(run, "--runtime-threads");
+        var run = await RunAsync([.. WithApp("--task-impl", "rust"), "hello:app"]);
+        AssertUsageError(run, "--task-impl");
+        Assert.Contains("asyncio.Task", run.Stderr[0]);
+    }
+
+    [Fact]
+    public async Task Refused_option_value_from_the_environment_exits_2()
+    {
+        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_TASK_IMPL"] = "rust" });
+        AssertUsageError(run, "--task-impl");
     }
 
     // ------------------------------------------------------------------ --version, --help

@@ -35,6 +35,10 @@ internal static class KestrelHost
             ApplicationServices = Services(loggers),
         };
         options.Limits.RequestHeadersTimeout = TimeSpan.FromMilliseconds(config.HeaderReadTimeoutMs);
+        // --http1-buffer-size bounds the buffered input; Kestrel wants the head limits within it.
+        options.Limits.MaxRequestBufferSize = config.Http1BufferSize;
+        options.Limits.MaxRequestHeadersTotalSize = Math.Min(options.Limits.MaxRequestHeadersTotalSize, config.Http1BufferSize);
+        options.Limits.MaxRequestLineSize = Math.Min(options.Limits.MaxRequestLineSize, config.Http1BufferSize);
         // Python apps decide how much body they accept (Granian sets no limit either).
         options.Limits.MaxRequestBodySize = null;
         ApplyHttp2Limits(options.Limits.Http2, config.Http2);

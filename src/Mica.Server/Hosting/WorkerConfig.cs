@@ -22,6 +22,23 @@ public sealed record WorkerConfig
     /// <summary>The listening socket's path when it is a Unix domain socket (the scope's server).</summary>
     public string? UnixSocket { get; init; }
     public int HeaderReadTimeoutMs { get; init; } = 30_000;
+    /// <summary>
+    /// <c>--http1-buffer-size</c>: as hyper's read buffer limit in Granian, the most Kestrel holds of
+    /// a connection's unread input; the request line and headers must fit in it too (431 beyond).
+    /// </summary>
+    public int Http1BufferSize { get; init; } = 417_792;
+    /// <summary>
+    /// <c>--runtime-threads</c>: the worker's socket I/O threads (".NET Sockets"), which with inline
+    /// completions are where Kestrel parses and writes, as tokio's runtime threads are in Granian.
+    /// Set through DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT when the worker starts; null: .NET's choice.
+    /// </summary>
+    public int? RuntimeThreads { get; init; }
+    /// <summary>
+    /// <c>--runtime-blocking-threads</c>: Granian's pool for blocking work is, in a worker, .NET's
+    /// thread pool (Kestrel's continuations, file reads): the most threads it may grow to (at least
+    /// one per core, which .NET requires). Null: .NET's default.
+    /// </summary>
+    public int? RuntimeBlockingThreads { get; init; }
     public bool KeepAlive { get; init; } = true;
     public string LogLevel { get; init; } = "info";
     /// <summary><c>--log-config</c>: the JSON text of the dictConfig; null without one.</summary>

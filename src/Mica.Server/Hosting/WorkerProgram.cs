@@ -23,6 +23,13 @@ public static class WorkerProgram
         using var toMaster = new AnonymousPipeClientStream(PipeDirection.Out, toMasterHandle);
         var config = ReadConfig(fromMaster);
         Log.Configure(config.LogConfig is { } json ? LogConfig.Parse(json) : LogConfig.Default, Log.Parse(config.LogLevel));
+        if (config.RuntimeBlockingThreads is { } blocking)
+        {
+            var most = Math.Max(blocking, Environment.ProcessorCount);
+            ThreadPool.SetMaxThreads(most, most);
+            ThreadPool.GetMaxThreads(out var workers, out _);
+            Log.Debug($"thread pool: at most {workers} threads (--runtime-blocking-threads {blocking})");
+        }
         if (config.ProcessName is { } name) ProcessName.Set(Mica.Server.ProcessName.ForWorker(name, config.WorkerId));
         return RunAsync(config, fromMaster, toMaster).GetAwaiter().GetResult();
     }

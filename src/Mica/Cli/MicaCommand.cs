@@ -16,7 +16,8 @@ internal static class MicaCommand
         typeof(MicaCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0";
 
     /// <summary>Parses; on success returns the options, otherwise the exit code to end with.</summary>
-    public static (ServerOptions? Options, int ExitCode) Parse(string[] args)
+    /// <param name="environment">Reads an environment variable (the process's, unless a test gives its own).</param>
+    public static (ServerOptions? Options, int ExitCode) Parse(string[] args, Func<string, string?>? environment = null)
     {
         var table = new OptionTable();
         var app = new Argument<string>("APP") { Description = "Application target to serve, as module:attribute (attribute defaults to 'app')" };
@@ -34,7 +35,7 @@ internal static class MicaCommand
         if (args.FirstOrDefault(a => a.StartsWith("--", StringComparison.Ordinal) && a != "--" && !known.Contains(a.Split('=')[0])) is { } unknown)
             return Fail($"No such option '{unknown.Split('=')[0]}'.");
 
-        var (fromEnvironment, environmentError) = EnvironmentArguments(table, args);
+        var (fromEnvironment, environmentError) = EnvironmentArguments(table, args, environment ?? Environment.GetEnvironmentVariable);
         if (environmentError is not null) return Fail(environmentError);
         string[] all = [.. args, .. fromEnvironment];
         var result = root.Parse(all);
@@ -68,6 +69,8 @@ internal static class MicaCommand
         if (clientCa is not null && certificate is null) return Fail("Option '--ssl-ca' needs '--ssl-certificate' and '--ssl-keyfile'.");
         var loop = result.GetValue(table.Loop)!;
         if (loop is "rloop" or "winloop") return Fail($"Invalid value for '--loop': '{loop}' is not available in Mica (use auto, asyncio or uvloop).");
+        if (result.GetValue(table.TaskImpl) == "rust")
+            return Fail("Invalid value for '--task-impl': 'rust' is not available in Mica (each request runs as an asyncio.Task: use asyncio).");
 
         var workingDir = result.GetValue(table.WorkingDir);
         if (workingDir is not null && !Directory.Exists(workingDir))
@@ -159,6 +162,9 @@ internal static class MicaCommand
             },
             BlockingThreadsIdleTimeoutSeconds = result.GetValue(table.BlockingThreadsIdleTimeout) ?? 30,
             HeaderReadTimeoutMs = result.GetValue(table.Http1HeaderReadTimeout),
+            Http1BufferSize = result.GetValue(table.Http1BufferSize),
+            RuntimeThreads = result.GetValue(table.RuntimeMode) == "st" ? 1 : result.GetValue(table.RuntimeThreads),
+            RuntimeBlockingThreads = result.GetValue(table.RuntimeBlockingThreads),
             KeepAlive = FlagValue(all, table, table.Http1KeepAlive, @default: true),
             UrlPathPrefix = (result.GetValue(table.UrlPathPrefix) ?? "").TrimEnd('/'),
             Factory = FlagValue(all, table, table.Factory, @default: false),
@@ -215,7 +221,7 @@ internal static class MicaCommand
     /// variable counts as unset, booleans accept click's words, repeatable options split on ':' for
     /// paths and on whitespace otherwise).
     /// </summary>
-    internal static (List<string> Args, string? Error) EnvironmentArguments(OptionTable table, string[] args)
+    internal static (List<string> Args, string? Error) EnvironmentArguments(OptionTable table, string[] args, Func<string, string?> environment)
     {
         var added = new List<string>();
         foreach (var entry in table.Entries)
@@ -224,16 +230,16 @@ internal static class MicaCommand
             var negative = entry.Negation?.Name;
             if (args.Any(a => a == name || a.StartsWith(name + "=", StringComparison.Ordinal) || a == negative)) continue;
             var variable = "MICA_" + entry.EnvName;
-            var value = Environment.GetEnvironmentVariable(variable);
+            var value = environment(variable);
             if (string.IsNullOrEmpty(value))
             {
                 variable = "GRANIAN_" + entry.EnvName;
-                value = Environment.GetEnvironmentVariable(variable);
+                value = environment(variable);
             }
             if (string.IsNullOrEmpty(value) && entry.PlainEnv is not null)
             {
                 variable = entry.PlainEnv;
-                value = Environment.GetEnvironmentVariable(variable);
+                value = environment(variable);
             }
             if (string.IsNullOrEmpty(value)) continue;
 

@@ -32,6 +32,12 @@ internal sealed partial class OptionTable
     public readonly Option<string> Loop = Choice("--loop", "Event loop implementation", "auto", "auto", "asyncio", "rloop", "uvloop", "winloop");
     public readonly Option<int> Backlog = Int("--backlog", "Maximum number of connections to hold in backlog (globally)", 1024, min: 128);
     public readonly Option<int> Http1HeaderReadTimeout = Int("--http1-header-read-timeout", "Sets a timeout (in milliseconds) to read headers", 30_000, min: 1, max: 60_000);
+    public readonly Option<int?> RuntimeThreads = OptionalInt("--runtime-threads", "Number of runtime threads (per worker): Kestrel's socket I/O threads [default: .NET's choice]", min: 1);
+    public readonly Option<string> RuntimeMode = Choice("--runtime-mode", "Runtime mode to use (single/multi threaded): st is one socket I/O thread", "auto", "auto", "mt", "st");
+    public readonly Option<int?> RuntimeBlockingThreads = OptionalInt("--runtime-blocking-threads", "Number of runtime I/O blocking threads (per worker): the most threads .NET's pool may grow to [default: .NET's]", min: 1);
+    public readonly Option<string> TaskImpl = Choice("--task-impl", "Async task implementation to use (Mica: one asyncio.Task per request)", "asyncio", "asyncio", "rust");
+    public readonly Option<bool> Http1PipelineFlush = Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (no Kestrel equivalent: ignored)", false);
+    public readonly Option<int> Http1BufferSize = Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections (the request line and headers must fit)", 417_792, min: 8192);
     public readonly Option<bool> Http1KeepAlive = Flag("--http1-keep-alive", "Enables or disables HTTP/1 keep-alive", true);
     public readonly Option<string?> UrlPathPrefix = OptionalStr("--url-path-prefix", "URL path prefix the app is mounted on");
     public readonly Option<bool> Factory = Flag("--factory", "Treat target as a factory function, that should be invoked to build the actual target", false);
@@ -103,6 +109,12 @@ internal sealed partial class OptionTable
         Register(Loop, "LOOP");
         Register(Backlog, "BACKLOG");
         Register(Http1HeaderReadTimeout, "HTTP1_HEADER_READ_TIMEOUT");
+        Register(Http1BufferSize, "HTTP1_BUFFER_SIZE");
+        Register(RuntimeThreads, "RUNTIME_THREADS");
+        Register(RuntimeMode, "RUNTIME_MODE");
+        Register(RuntimeBlockingThreads, "RUNTIME_BLOCKING_THREADS");
+        Register(TaskImpl, "TASK_IMPL");
+        Register(Http1PipelineFlush, "HTTP1_PIPELINE_FLUSH");
         Register(Http1KeepAlive, "HTTP1_KEEP_ALIVE");
         Register(UrlPathPrefix, "URL_PATH_PREFIX");
         Register(Factory, "FACTORY");
@@ -162,13 +174,8 @@ internal sealed partial class OptionTable
         Register(ProxyHeaders, "PROXY_HEADERS");
         Register(ForwardedAllowIps, "FORWARDED_ALLOW_IPS", plainEnv: "FORWARDED_ALLOW_IPS");
 
-        // Recognised, not implemented yet: using any of them is an error naming it.
-        Later(Int("--runtime-threads", "Number of runtime threads (per worker)", 1, min: 1), "RUNTIME_THREADS");
-        Later(Int("--runtime-blocking-threads", "Number of runtime I/O blocking threads (per worker)", 512, min: 1), "RUNTIME_BLOCKING_THREADS");
-        Later(Choice("--runtime-mode", "Runtime mode to use (single/multi threaded)", "auto", "auto", "mt", "st"), "RUNTIME_MODE");
-        Later(Choice("--task-impl", "Async task implementation to use", "asyncio", "asyncio", "rust"), "TASK_IMPL");
-        Later(Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections", 417_792, min: 8192), "HTTP1_BUFFER_SIZE");
-        Later(Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (experimental)", false), "HTTP1_PIPELINE_FLUSH");
+        // Recognised, not implemented yet (none at the moment): Later(...) registers one, and using it
+        // is an error naming it.
     }
 
     private void Register(Option option, string env, bool implemented = true, char? split = null, string? plainEnv = null)
