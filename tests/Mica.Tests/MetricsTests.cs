@@ -113,6 +113,28 @@ public sealed class MetricsServerTests
     }
 
     [Fact]
+    public async Task A_websocket_is_a_1xx_request_left_out_of_the_duration_histogram()
+    {
+        await using var mica = await MicaProcess.StartAsync("ws_app:app", Metrics);
+        var url = await Scrape.UrlAsync(mica);
+        using (var ws = await Ws.ConnectAsync(mica, "/echo?key=metrics"))
+        {
+            Assert.Equal("hi", (await ws.EchoTextAsync("hi")).Text);
+            var open = await Scrape.WaitAsync(url, s => s.Worker("mica_requests_in_flight", 1) == 1, "the websocket is a request in flight");
+            Assert.Equal(1, open.Worker("granian_requests_handled", 1));
+            await ws.CloseCleanlyAsync();
+        }
+        await Ws.WaitForAppDisconnectAsync(mica, "metrics");
+        using var client = mica.CreateClient();
+        await SendAsync(client, "/hello", 1, HttpStatusCode.OK);
+        var scrape = await Scrape.WaitAsync(url, s => s.Worker("granian_requests_handled", 1) == 2 && Class(s, 1, "2xx") == 1 && Class(s, 1, "1xx") == 1,
+            "the websocket (101) and one HTTP request");
+        Assert.Equal(0, scrape.Worker("mica_requests_in_flight", 1));
+        Assert.Equal(1, scrape.Worker("mica_request_duration_seconds_count", 1));
+        await Master.StopAndCheckAsync(mica);
+    }
+
+    [Fact]
     public async Task Two_workers_appear_each_with_its_own_series_and_memory()
     {
         await using var mica = await Master.StartAsync(2, Metrics);

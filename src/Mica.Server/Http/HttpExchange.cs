@@ -23,6 +23,8 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     private readonly long _createdAt = services.Metrics?.RequestStarted() ?? 0;
     /// <summary>Answered from a <c>--static-path-mount</c>, not by the app.</summary>
     private bool _static;
+    /// <summary>Became a websocket (HTTP/1.1's 101 or HTTP/2's extended CONNECT): its duration is the session's.</summary>
+    private bool _upgraded;
     /// <summary>
     /// The Host a trusted proxy forwarded (WSGI's SERVER_NAME and SERVER_PORT follow it). Applying the
     /// proxy headers comes first, so that everything after (static files, scopes, environ) sees
@@ -58,7 +60,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     /// Kestrel's <c>DisposeContext</c>: the response is complete and its status final (Kestrel's 500
     /// if the request failed, 499 if the client left before a response).
     /// </summary>
-    public void Completed() => services.Metrics?.RequestEnded(_createdAt, Response.StatusCode, _static);
+    public void Completed() => services.Metrics?.RequestEnded(_createdAt, Response.StatusCode, _static, _upgraded);
 
     /// <summary>Hands the request to the app's Python thread; the response arrives as steps.</summary>
     protected abstract void Dispatch();
@@ -131,6 +133,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
                         case StepKind.Final: await WriteFinalAsync(step); break;
                         case StepKind.File: await WriteFileAsync(step); break;
                         case StepKind.Upgrade:
+                            _upgraded = true;
                             if (step.Headers is not null) HeaderBlock.ApplyTo(Response.Headers, step.Headers.AsSpan(0, step.HeadersLength));
                             await RunUpgradeAsync(step);
                             break;

@@ -46,10 +46,10 @@ internal sealed class WorkerMetrics
     }
 
     /// <summary>
-    /// Kestrel thread, once the response is complete: its status class and, unless the connection was
-    /// upgraded (a websocket's 101 lasts as long as the socket), its duration.
+    /// Kestrel thread, once the response is complete: its status class and, unless it became a
+    /// websocket (whose request lasts as long as the socket), its duration.
     /// </summary>
-    public void RequestEnded(long startedAt, int status, bool isStatic)
+    public void RequestEnded(long startedAt, int status, bool isStatic, bool upgraded = false)
     {
         var stripe = Stripe();
         Interlocked.Increment(ref _cells[stripe + Statuses + Math.Clamp(status / 100, 1, 5) - 1]);
@@ -58,7 +58,7 @@ internal sealed class WorkerMetrics
             Interlocked.Increment(ref _cells[stripe + StaticHandled]);
             if (status >= 400) Interlocked.Increment(ref _cells[stripe + StaticFailed]);
         }
-        if (status == 101) return;
+        if (upgraded) return;
         var ticks = Stopwatch.GetTimestamp() - startedAt;
         var bucket = 0;
         while (bucket < BoundTicks.Length && ticks > BoundTicks[bucket]) bucket++;

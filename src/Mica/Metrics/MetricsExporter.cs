@@ -67,7 +67,12 @@ internal sealed class MetricsExporter : IDisposable
             Socket client;
             try { client = await _socket.AcceptAsync(_stop.Token); }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException) { return; }
-            catch (SocketException) { continue; }   // a connection reset before it was accepted
+            catch (SocketException)
+            {
+                // A connection reset before it was accepted, or no descriptor left: try again, gently.
+                await Task.Delay(10);
+                continue;
+            }
             _ = ServeAsync(client);
         }
     }
