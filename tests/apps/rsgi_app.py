@@ -78,6 +78,7 @@ import asyncio
 import hashlib
 import json
 import os
+import sys
 from urllib.parse import parse_qs
 
 import granian.rsgi
@@ -100,7 +101,10 @@ NAMES = ("Scope", "Headers", "HTTPProtocol", "WebsocketProtocol", "WebsocketMess
 
 
 def say(text):
-    print(text, flush=True)
+    # One write per line: print() writes the text and the newline separately, and two workers
+    # sharing stdout could then put their lines on one.
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def query(scope):
