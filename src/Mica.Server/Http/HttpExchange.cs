@@ -19,8 +19,11 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     private static readonly byte[] Forbidden = "Forbidden"u8.ToArray();
 
     public IFeatureCollection Features { get; } = features;
-    /// <summary><c>--metrics</c>: when Kestrel created the request's context (0 when off).</summary>
-    private readonly long _createdAt = services.Metrics?.RequestStarted() ?? 0;
+    /// <summary>
+    /// When Kestrel created the request's context: the start of its duration for <c>--metrics</c>
+    /// and <c>--access-log</c> alike (0 when both are off).
+    /// </summary>
+    private readonly long _createdAt = StartTime(services);
     /// <summary>Answered from a <c>--static-path-mount</c>, not by the app.</summary>
     private bool _static;
     /// <summary>Became a websocket (HTTP/1.1's 101 or HTTP/2's extended CONNECT): its duration is the session's.</summary>
@@ -44,6 +47,12 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     protected bool HasRead, BodyComplete;
     /// <summary>The client sent <c>Expect: 100-continue</c>: nothing of the body was read before dispatch.</summary>
     protected bool ExpectsContinue;
+
+    private static long StartTime(ExchangeServices services)
+    {
+        services.Metrics?.RequestStarted();
+        return services.Metrics is null && services.AccessLog is null ? 0 : Stopwatch.GetTimestamp();
+    }
 
     /// <summary>
     /// Kestrel's <c>ProcessRequestAsync</c>: a request under a static route is answered from the files
@@ -85,7 +94,6 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
 
     public async Task RunAsync()
     {
-        var started = services.AccessLog is null ? 0 : Stopwatch.GetTimestamp();
         if (!services.Backpressure.Wait(0)) await services.Backpressure.WaitAsync();
         services.Drain.RequestStarted();
         var broken = false;   // once the response failed, the remaining steps are only acknowledged
@@ -157,18 +165,18 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         finally
         {
             await StopReadingAsync();
-            services.AccessLog?.Record(AccessLogEntry(started));
+            services.AccessLog?.Record(AccessLogEntry());
             services.Drain.RequestEnded();
             services.Backpressure.Release();
         }
     }
 
     /// <summary>The access-log line's facts, once the response is done (its status as sent).</summary>
-    private AccessLogEntry AccessLogEntry(long started)
+    private AccessLogEntry AccessLogEntry()
     {
         var connection = Features.GetRequiredFeature<IHttpConnectionFeature>();
         var target = RequestTarget.Of(Request);
-        var elapsed = Stopwatch.GetElapsedTime(started);
+        var elapsed = Stopwatch.GetElapsedTime(_createdAt);
         return new AccessLogEntry(
             connection.RemoteIpAddress is { } remote ? Addresses.Host(remote) : "-",
             DateTimeOffset.Now - elapsed,

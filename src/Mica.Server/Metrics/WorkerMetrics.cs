@@ -38,12 +38,8 @@ internal sealed class WorkerMetrics
 
     private int Stripe() => (Thread.GetCurrentProcessorId() & _stripeMask) * Stride;
 
-    /// <summary>Kestrel thread, as the request's context is created: counts it, and returns the time it started.</summary>
-    public long RequestStarted()
-    {
-        Interlocked.Increment(ref _cells[Stripe() + Started]);
-        return Stopwatch.GetTimestamp();
-    }
+    /// <summary>Kestrel thread, as the request's context is created: counts it.</summary>
+    public void RequestStarted() => Interlocked.Increment(ref _cells[Stripe() + Started]);
 
     /// <summary>
     /// Kestrel thread, once the response is complete: its status class and, unless it became a
