@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Text;
+using Mica.Server.EventLoop;
 using Mica.Server.Http;
 using Mica.Server.Python;
 using Microsoft.AspNetCore.Connections.Features;
@@ -130,7 +131,8 @@ internal sealed unsafe class AsgiScope
         }
         Set(d, _rootPath, _rootPathValue);
         SetTarget(d, request);
-        using (var headers = Headers(request.Headers)) Set(d, _headers, headers.Handle);
+        // [(name, value), ...] as lowercase-name byte pairs.
+        using (var headers = HeaderPairs.Build(request.Headers, _headerNames, static value => PyStr.Latin1Bytes(value))) Set(d, _headers, headers.Handle);
         using (var copy = PyRef.Steal(Py.DictCopy(state))) Set(d, _state, copy.Handle);
         return PyRef.Borrow(d);
     }
@@ -246,29 +248,5 @@ internal sealed unsafe class AsgiScope
             using var qs = PyStr.Latin1Bytes(target.Query.ToString());
             Set(d, _queryString, qs.Handle);
         }
-    }
-
-    /// <summary>
-    /// [(name, value), ...] as lowercase-name byte pairs. Kestrel groups values by header name, so the
-    /// order of different names may differ from the wire, which the ASGI spec allows ("order of header
-    /// names is not important"); the order of values of one name is kept.
-    /// </summary>
-    private PyRef Headers(Microsoft.AspNetCore.Http.IHeaderDictionary headers)
-    {
-        using var list = PyRef.Steal(Py.ListNew(0));
-        foreach (var (name, values) in headers)
-        {
-            var nameObj = _headerNames.Get(name);
-            foreach (var value in values)
-            {
-                using var tuple = PyRef.Steal(Py.TupleNew(2));
-                Py.IncRef(nameObj);
-                Py.TupleSetItem(tuple.Handle, 0, nameObj);
-                var bytes = PyStr.Latin1Bytes(value ?? "");
-                Py.TupleSetItem(tuple.Handle, 1, bytes.Release());
-                if (Py.ListAppend(list.Handle, tuple.Handle) != 0) throw PythonException.Fetch();
-            }
-        }
-        return PyRef.Borrow(list.Handle);
     }
 }

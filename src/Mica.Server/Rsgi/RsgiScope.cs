@@ -1,4 +1,5 @@
 using System.Net;
+using Mica.Server.EventLoop;
 using Mica.Server.Http;
 using Mica.Server.Python;
 using Microsoft.AspNetCore.Http.Features;
@@ -79,7 +80,11 @@ internal sealed unsafe class RsgiScope
             values[_queryString] = query.Handle;
             using var authority = Authority(request);
             values[_authority] = authority.Handle;
-            using var headers = Headers(request.Headers);
+            // The Headers record over [(name, value), ...]: lowercase names, values as latin-1 text
+            // (one char per byte sent, see KestrelHost).
+            using var pairs = HeaderPairs.Build(request.Headers, _headerNames, static value => PyStr.FromChars(value));
+            Span<nint> headerFields = [pairs.Handle];
+            using var headers = _headersType.New(headerFields);
             values[_headers] = headers.Handle;
             return _scopeType.New(values);
         }
@@ -124,29 +129,5 @@ internal sealed unsafe class RsgiScope
         if (target.Length > 0 && target[0] != '/' && Uri.TryCreate(target, UriKind.Absolute, out var uri) && uri.Authority.Length > 0)
             return PyStr.New(uri.Authority);
         return PyRef.Borrow(Py.None);
-    }
-
-    /// <summary>
-    /// The Headers record over [(name, value), ...]: lowercase names, values as latin-1 text (one
-    /// char per byte sent, see KestrelHost), every value of a repeated header kept, in order.
-    /// </summary>
-    private PyRef Headers(Microsoft.AspNetCore.Http.IHeaderDictionary headers)
-    {
-        using var list = PyRef.Steal(Py.ListNew(0));
-        foreach (var (name, values) in headers)
-        {
-            var nameObj = _headerNames.Get(name);
-            foreach (var value in values)
-            {
-                using var tuple = PyRef.Steal(Py.TupleNew(2));
-                Py.IncRef(nameObj);
-                Py.TupleSetItem(tuple.Handle, 0, nameObj);
-                var str = PyStr.FromChars(value ?? "");
-                Py.TupleSetItem(tuple.Handle, 1, str.Release());
-                if (Py.ListAppend(list.Handle, tuple.Handle) != 0) throw PythonException.Fetch();
-            }
-        }
-        Span<nint> fields = [list.Handle];
-        return _headersType.New(fields);
     }
 }
