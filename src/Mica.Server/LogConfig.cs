@@ -8,37 +8,83 @@ internal enum LogOutput { Stderr, Stdout, File }
 /// <summary>
 /// <c>--log-config</c>: a JSON file holding a Python <c>logging.dictConfig</c>. The workers apply it
 /// to Python's logging (worker.py), so the app's logs and Mica's Python-side <c>mica</c> logger
-/// follow it. Mica's own lines (the master's, and the workers' C# side) follow what it says about
-/// the <c>mica</c> logger (or, failing that, the root logger): its level, the format and date
-/// format of its first handler's formatter, and that handler's destination (stderr, stdout, or a
-/// file, appended to one whole line per write).
+/// follow it. The lines Mica writes without Python follow what it says about their logger: Mica's
+/// own lines (the master's, and the workers' C# side) the <c>mica</c> logger (or, failing that, the
+/// root logger), the access log <c>mica.access</c> (or Granian's <c>granian.access</c>). From that
+/// logger it takes the level, the format and date format of its first handler's formatter, and that
+/// handler's destination: stderr, stdout, or a file, appended to one whole line per write.
 /// </summary>
 internal sealed record LogConfig(LogLevel? Level, string Format, string DateFormat, LogOutput Output, string? FilePath)
 {
-    public const string DefaultFormat = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s";
+    public const string DefaultFormat = "[%(asctime)s] [%(processName)s:%(process)d] [%(levelname)s] %(message)s";
     public const string DefaultDateFormat = "%Y-%m-%d %H:%M:%S %z";
 
     /// <summary>Mica's own format, without a config file.</summary>
     public static LogConfig Default { get; } = new(null, DefaultFormat, DefaultDateFormat, LogOutput.Stderr, null);
 
+    /// <summary>The access log without a config file, as Granian's: the line alone, on stdout.</summary>
+    public static LogConfig AccessDefault { get; } = new(null, "%(message)s", DefaultDateFormat, LogOutput.Stdout, null);
+
+    /// <summary>The access log's logger names: Mica's first, then Granian's, so Granian's configs work unchanged.</summary>
+    public static readonly string[] AccessLoggers = ["mica.access", "granian.access"];
+
+    // Console.OpenStandardError dups the descriptor: opened once, for the process's life.
+    private static readonly Lazy<Stream> Stderr = new(Console.OpenStandardError);
+    private static readonly Lazy<Stream> Stdout = new(Console.OpenStandardOutput);
+
     /// <summary>Reads what a dictConfig says about the <c>mica</c> logger; throws <see cref="FormatException"/> with a one-line reason.</summary>
-    public static LogConfig Parse(string json)
+    public static LogConfig Parse(string json) => Parse(json, ["mica"], useRoot: true, Default);
+
+    /// <summary>Reads what a dictConfig says about the access log's logger (<see cref="AccessLoggers"/>).</summary>
+    /// <remarks>
+    /// Unlike Granian, a config that does not name the access logger leaves the access log as it
+    /// is: with Granian, such a config's "loggers" replaces Granian's own and the access log falls
+    /// silent, a surprise its users report.
+    /// </remarks>
+    public static LogConfig ParseAccess(string json) => Parse(json, AccessLoggers, useRoot: false, AccessDefault);
+
+    /// <summary>The formatter of these lines; throws <see cref="FormatException"/> when the format uses a field Mica cannot give.</summary>
+    public LogFormatter Formatter() => new(Format, DateFormat);
+
+    /// <summary>Where these lines are written.</summary>
+    public Stream OpenOutput() => Output switch
+    {
+        LogOutput.Stdout => Stdout.Value,
+        LogOutput.File => AppendOnly(FilePath!),
+        _ => Stderr.Value,
+    };
+
+    /// <summary>
+    /// The log file opened with O_APPEND, as Python's FileHandler opens it: every process's writes
+    /// land at the end, whole, however many processes share the file.
+    /// </summary>
+    private static FileStream AppendOnly(string path)
+    {
+        var fd = Native.Libc.open(path, Native.Libc.O_WRONLY | Native.Libc.O_CREAT | Native.Libc.O_APPEND | Native.Libc.O_CLOEXEC, 420 /* 0644 */);
+        if (fd < 0) throw new IOException($"cannot open log file {path}: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        return new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Write, bufferSize: 0);
+    }
+
+    private static LogConfig Parse(string json, string[] loggerNames, bool useRoot, LogConfig fallback)
     {
         JsonElement root;
         try { root = JsonDocument.Parse(json).RootElement; }
         catch (JsonException e) { throw new FormatException($"not valid JSON ({e.Message})"); }
         if (root.ValueKind != JsonValueKind.Object) throw new FormatException("the JSON must be an object (a logging.dictConfig)");
 
-        var logger = Section(root, "loggers") is { } loggers && loggers.TryGetProperty("mica", out var mica) ? mica : (JsonElement?)null;
-        var rootLogger = Section(root, "root");
+        var logger = Section(root, "loggers") is { } loggers
+            ? loggerNames.Select(n => loggers.TryGetProperty(n, out var l) ? l : (JsonElement?)null).FirstOrDefault(l => l is not null)
+            : null;
+        var rootLogger = useRoot ? Section(root, "root") : null;
         var level = LevelOf(logger) ?? LevelOf(rootLogger);
         var handlerName = FirstHandler(logger) ?? FirstHandler(rootLogger);
-        if (handlerName is null) return Default with { Level = level };
+        if (handlerName is null) return fallback with { Level = level };
 
         if (Section(root, "handlers") is not { } handlers || !handlers.TryGetProperty(handlerName, out var handler) || handler.ValueKind != JsonValueKind.Object)
             throw new FormatException($"handler '{handlerName}' is not defined under \"handlers\"");
         var (output, file) = Destination(handler);
-        var format = DefaultFormat;
+        // A handler without a formatter shows the message alone, as Python's does.
+        var format = "%(message)s";
         var dateFormat = DefaultDateFormat;
         if (Text(handler, "formatter") is { } formatterName)
         {

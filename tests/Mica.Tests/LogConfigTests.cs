@@ -38,6 +38,32 @@ public sealed class LogConfigParsingTests
         Assert.Equal(LogConfig.Default with { Level = LogLevel.Debug }, config);
     }
 
+    [Fact]
+    public void The_access_log_follows_mica_access_or_else_Granians_granian_access()
+    {
+        var granian = LogConfig.ParseAccess("""
+            {"version": 1,
+             "formatters": {"a": {"format": "%(name)s %(message)s"}},
+             "handlers": {"af": {"class": "logging.FileHandler", "filename": "/tmp/access.log", "formatter": "a"}},
+             "loggers": {"granian.access": {"handlers": ["af"], "level": "INFO"}}}
+            """);
+        Assert.Equal(new LogConfig(LogLevel.Info, "%(name)s %(message)s", "%Y-%m-%d %H:%M:%S,%f", LogOutput.File, "/tmp/access.log"), granian);
+        var both = LogConfig.ParseAccess("""{"loggers": {"granian.access": {"level": "INFO"}, "mica.access": {"level": "ERROR"}}}""");
+        Assert.Equal(LogLevel.Error, both.Level);
+    }
+
+    [Fact]
+    public void A_config_that_does_not_name_the_access_logger_leaves_the_access_log_on_stdout()
+    {
+        var config = LogConfig.ParseAccess("""
+            {"version": 1,
+             "handlers": {"h": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+             "loggers": {"mica": {"handlers": ["h"], "level": "ERROR"}},
+             "root": {"handlers": ["h"], "level": "ERROR"}}
+            """);
+        Assert.Equal(LogConfig.AccessDefault, config);
+    }
+
     [Theory]
     [InlineData("not json", "not valid JSON")]
     [InlineData("[1, 2]", "must be an object")]
@@ -101,6 +127,71 @@ public sealed class LogConfigServerTests : IDisposable
         // Every line written whole: each starts with a level name or belongs to the traceback.
         Assert.All(lines, l => Assert.Matches(@"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) +\S+ pid=\d+ \| |^(Traceback|  |RuntimeError)", l));
         Assert.DoesNotContain(mica.ServerStderrLines, l => l.Contains("[INFO]", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Every_line_names_its_process_master_or_worker_id_and_the_apps_lines_too()
+    {
+        var config = _dir.File("named.json");
+        await File.WriteAllTextAsync(config, """
+            {"version": 1,
+             "formatters": {"named": {"format": "APP %(processName)s %(name)s %(message)s"}},
+             "handlers": {"err": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "named"}},
+             "loggers": {"myapp": {"handlers": ["err"], "level": "INFO", "propagate": false}}}
+            """);
+        await using var mica = await MicaProcess.StartAsync("log_app:app", ["--workers", "2", "--log-config", config]);
+        var workers = await mica.WaitForReadyWorkersAsync(2);
+        using (var client = mica.CreateClient())
+        {
+            Assert.Equal("ok", await client.GetStringAsync("/hello"));
+            using var failed = await client.GetAsync("/boom");
+            Assert.Equal(500, (int)failed.StatusCode);
+        }
+        var appLine = (await mica.WaitForStderrAsync("APP worker-")).Text;
+        Assert.Matches(@"^APP worker-[12] myapp app saw /hello$", appLine);
+        // The traceback is logged by the Python side's mica logger: it names the worker as the C# side does.
+        var error = (await mica.WaitForStderrAsync("Exception in ASGI application")).Text;
+        Assert.Contains(workers, w => error.Contains($"] [worker-{w.Id}:{w.Pid}] [ERROR] Exception in ASGI application", StringComparison.Ordinal));
+
+        var lines = mica.ServerStderrLines;
+        Assert.Contains(lines, l => l.Contains($"] [master:{mica.Pid}] [INFO] Starting Mica", StringComparison.Ordinal));
+        foreach (var (id, pid) in workers)
+            Assert.Contains(lines, l => l.Contains($"] [worker-{id}:{pid}] [INFO] Python 3", StringComparison.Ordinal));
+        Assert.Equal(0, await mica.StopAsync());
+    }
+
+    [Fact]
+    public async Task The_access_log_goes_where_the_config_sends_granian_access_in_its_format()
+    {
+        var accessFile = _dir.File("access.log");
+        var config = _dir.File("access.json");
+        await File.WriteAllTextAsync(config, $$$$"""
+            {"version": 1,
+             "formatters": {"access": {"format": "%(levelname)s %(name)s %(processName)s | %(message)s"}},
+             "handlers": {"file": {"class": "logging.FileHandler", "filename": "{{{{accessFile}}}}", "formatter": "access"}},
+             "loggers": {"granian.access": {"handlers": ["file"], "level": "INFO", "propagate": false}}}
+            """);
+        await using var mica = await MicaProcess.StartAsync("log_app:app", ["--access-log", "--log-config", config]);
+        using (var client = mica.CreateClient())
+            Assert.Equal("ok", await client.GetStringAsync("/hello?x=1"));
+        Assert.Equal(0, await mica.StopAsync());   // the worker writes what is queued before it exits
+
+        var line = Assert.Single(await File.ReadAllLinesAsync(accessFile));
+        Assert.Matches(@"^INFO mica\.access worker-1 \| \[[^]]+\] 127\.0\.0\.1 - ""GET /hello HTTP/1\.1"" 200 \d+\.\d{3}$", line);
+        Assert.DoesNotContain(mica.Lines, l => l.Text.Contains("\"GET /hello", StringComparison.Ordinal) && !l.Text.StartsWith("INFO mica.access", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task An_access_logger_above_INFO_silences_the_access_log()
+    {
+        var config = _dir.File("quiet-access.json");
+        await File.WriteAllTextAsync(config, """{"version": 1, "loggers": {"mica.access": {"level": "WARNING"}}}""");
+        await using var mica = await MicaProcess.StartAsync("log_app:app", ["--access-log", "--log-config", config]);
+        using (var client = mica.CreateClient())
+            Assert.Equal("ok", await client.GetStringAsync("/hello"));
+        Assert.Equal(0, await mica.StopAsync());
+        Assert.Contains(mica.Lines, l => l.Text.Contains("app saw /hello", StringComparison.Ordinal));
+        Assert.DoesNotContain(mica.Lines, l => l.Text.Contains("\"GET /hello", StringComparison.Ordinal));
     }
 
     [Fact]

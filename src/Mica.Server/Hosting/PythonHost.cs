@@ -91,9 +91,13 @@ internal sealed unsafe class PythonHost
         using var worker = Interpreter.ImportEmbedded("_mica_worker", "worker.py");
         using var workingDir = PyStr.New(_config.WorkingDir);
         using var argv0 = PyStr.New("mica");
+        using var processName = PyStr.New(LogFormatter.ProcessName);
         using var level = PyStr.New(_config.LogLevel);
+        using var format = PyStr.New(LogConfig.DefaultFormat);
+        using var dateFormat = PyStr.New(LogConfig.DefaultDateFormat);
         using var logConfig = _config.LogConfig is { } json ? PyStr.New(json) : PyRef.Borrow(Py.None);
-        using (var logFailure = PyCall.Method(worker.Handle, "setup", workingDir.Handle, argv0.Handle, level.Handle, logConfig.Handle))
+        using (var logFailure = PyCall.Method(worker.Handle, "setup", workingDir.Handle, argv0.Handle, processName.Handle,
+                   level.Handle, format.Handle, dateFormat.Handle, logConfig.Handle))
             if (logFailure.Handle != Py.None) return new StartFailure("log config", PyStr.ToManaged(logFailure.Handle));
         // Before the app is imported: it may import mica.rsgi (or granian.rsgi) for its types.
         using (var rsgi = Interpreter.ImportEmbedded(RsgiServer.ModuleName, "rsgi.py"))

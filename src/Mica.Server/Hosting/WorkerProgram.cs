@@ -22,6 +22,7 @@ public static class WorkerProgram
         using var fromMaster = new AnonymousPipeClientStream(PipeDirection.In, fromMasterHandle);
         using var toMaster = new AnonymousPipeClientStream(PipeDirection.Out, toMasterHandle);
         var config = ReadConfig(fromMaster);
+        LogFormatter.ProcessName = $"worker-{config.WorkerId}";
         Log.Configure(config.LogConfig is { } json ? LogConfig.Parse(json) : LogConfig.Default, Log.Parse(config.LogLevel));
         if (config.RuntimeBlockingThreads is { } blocking)
         {
@@ -56,8 +57,9 @@ public static class WorkerProgram
         var staticFiles = config.StaticMounts.Count > 0
             ? new Http.StaticFiles(config.StaticMounts, config.StaticDirToFile, config.StaticExpiresSeconds)
             : null;
-        var accessLog = config.AccessLogFormat is { } format
-            ? new Http.AccessLog(Http.AccessLogFormat.Parse(format), Console.OpenStandardOutput())
+        var accessDestination = config.LogConfig is { } logConfig ? LogConfig.ParseAccess(logConfig) : LogConfig.AccessDefault;
+        var accessLog = config.AccessLogFormat is { } format && accessDestination.Level is not > LogLevel.Info
+            ? new Http.AccessLog(Http.AccessLogFormat.Parse(format), accessDestination)
             : null;
         var forwarding = new Http.ForwardedHeaders(config.ProxyHeaders ? Http.TrustedProxies.Parse(config.ForwardedAllowIps) : null);
         var metrics = config.MetricsIntervalSeconds is null ? null : new Metrics.WorkerMetrics();

@@ -4,8 +4,9 @@ using System.Text;
 namespace Mica.Server.Http;
 
 /// <summary>
-/// The access log (<c>--access-log</c>): one line per request on stdout, as Granian writes it, in
-/// <see cref="AccessLogFormat"/>. A request only renders and queues its line; a writer thread wakes
+/// The access log (<c>--access-log</c>): one line per request in <see cref="AccessLogFormat"/>, on
+/// stdout as Granian writes it, or where <c>--log-config</c> sends the access logger, in that
+/// logger's formatter (<see cref="LogConfig.ParseAccess"/>). A request only renders and queues its line; a writer thread wakes
 /// when the queue stops being empty, lets lines gather for <see cref="Gather"/>, and writes them in
 /// batches of whole lines of at most 4 KiB (PIPE_BUF) per write: lines from several worker processes
 /// sharing stdout never interleave mid-line, a request never waits for the terminal, and under load
@@ -16,7 +17,10 @@ internal sealed class AccessLog
     private const int BatchBytes = 4096;
     private static readonly TimeSpan Gather = TimeSpan.FromMilliseconds(20);
 
+    private const string LoggerName = "mica.access";
+
     private readonly AccessLogFormat _format;
+    private readonly LogFormatter _formatter;
     private readonly Stream _output;
     private readonly ConcurrentQueue<string> _lines = new();
     private readonly SemaphoreSlim _wake = new(0);
@@ -24,17 +28,19 @@ internal sealed class AccessLog
     private int _wakePending;
     private volatile bool _completing;
 
-    public AccessLog(AccessLogFormat format, Stream output)
+    public AccessLog(AccessLogFormat format, LogConfig destination)
     {
         _format = format;
-        _output = output;
+        _formatter = destination.Formatter();
+        _output = destination.OpenOutput();
         _writer = new Thread(WriteLoop) { Name = "mica-access-log", IsBackground = true };
         _writer.Start();
     }
 
     public void Record(in AccessLogEntry entry)
     {
-        _lines.Enqueue(_format.Render(entry));
+        var line = _format.Render(entry);
+        _lines.Enqueue(_formatter.IsMessageOnly ? line : _formatter.Render(LoggerName, LogLevel.Info, line, entry.Time));
         if (Interlocked.Exchange(ref _wakePending, 1) == 0) _wake.Release();
     }
 

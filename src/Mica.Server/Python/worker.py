@@ -14,20 +14,20 @@ import traceback
 logger = logging.getLogger("mica")
 
 
-_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
-_DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
-
-
-def setup(working_dir, argv0, log_level, log_config_json):
-    """Import path and logging, before anything of the app is imported. Returns None, or why the
-    --log-config dictConfig could not be applied."""
+def setup(working_dir, argv0, process_name, log_level, log_format, log_date_format, log_config_json):
+    """Import path, process name and logging, before anything of the app is imported. Returns None,
+    or why the --log-config dictConfig could not be applied."""
     # The working directory comes first on sys.path, as Granian does, so `module:app` resolves there.
     sys.path.insert(0, working_dir)
     sys.argv = [argv0]
+    # Log records take %(processName)s from multiprocessing: the worker's lines, Mica's and the
+    # app's, then name the worker as the C# side's lines do.
+    import multiprocessing
+    multiprocessing.current_process().name = process_name
     if log_config_json is not None:
-        return _apply_log_config(log_config_json, log_level)
+        return _apply_log_config(log_config_json, log_level, log_format, log_date_format)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(_FORMAT, _DATE_FORMAT))
+    handler.setFormatter(logging.Formatter(log_format, log_date_format))
     logger.addHandler(handler)
     logger.propagate = False
     if log_level == "off":          # --no-log
@@ -37,21 +37,31 @@ def setup(working_dir, argv0, log_level, log_config_json):
     return None
 
 
-def _apply_log_config(text, log_level):
-    """As Granian does: the user's dictConfig replaces the top-level sections of Mica's own, and the
-    `mica` logger gets --log-level unless the user's config gives it one."""
+def _apply_log_config(text, log_level, log_format, log_date_format):
+    """The user's dictConfig over Mica's own, entry by entry: a formatter, handler or logger the user
+    names replaces Mica's of that name, and Mica's others stay, so a config for the app's loggers
+    alone leaves the server's lines as they were (Granian replaces whole sections, which silences
+    them). The `mica` logger follows the root logger when the config has a root but no `mica`
+    logger, as the C# side's lines do, and gets --log-level unless the config gives it a level."""
     import json
     import logging.config
 
     config = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"mica": {"format": _FORMAT, "datefmt": _DATE_FORMAT}},
+        "formatters": {"mica": {"format": log_format, "datefmt": log_date_format}},
         "handlers": {"mica": {"class": "logging.StreamHandler", "formatter": "mica", "stream": "ext://sys.stderr"}},
         "loggers": {"mica": {"handlers": ["mica"], "propagate": False}},
     }
-    config.update(json.loads(text))
-    mica = config.setdefault("loggers", {}).setdefault("mica", {})
+    user = json.loads(text)
+    for key, value in user.items():
+        if key in ("formatters", "filters", "handlers", "loggers") and isinstance(value, dict):
+            config.setdefault(key, {}).update(value)
+        else:
+            config[key] = value
+    if "root" in user and "mica" not in user.get("loggers", {}):
+        config["loggers"]["mica"] = {}
+    mica = config["loggers"]["mica"]
     if log_level != "off":
         mica.setdefault("level", log_level.upper())
     try:

@@ -105,8 +105,8 @@ internal static class MicaCommand
             logConfig = File.ReadAllText(logConfigPath);
             try
             {
-                if (Mica.Server.Log.Check(Mica.Server.LogConfig.Parse(logConfig)) is { } unusable)
-                    return Fail($"Invalid value for '--log-config': {logConfigPath}: {unusable}.");
+                Mica.Server.LogConfig.Parse(logConfig).Formatter();
+                Mica.Server.LogConfig.ParseAccess(logConfig).Formatter();
             }
             catch (FormatException e) { return Fail($"Invalid value for '--log-config': {logConfigPath}: {e.Message}."); }
         }
