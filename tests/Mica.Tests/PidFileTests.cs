@@ -252,6 +252,23 @@ public sealed class PidFileRecoveryTests
     }
 
     [Fact]
+    public async Task Pid_file_directory_deleted_while_running_gives_a_warning_at_exit_and_a_clean_stop()
+    {
+        using var dir = new TempDirectory();
+        var runDir = Path.Combine(dir.Path, "run");
+        Directory.CreateDirectory(runDir);
+        var pidFile = Path.Combine(runDir, "mica.pid");
+        await using var mica = await Master.StartAsync(1, ["--pid-file", pidFile]);
+        Assert.True(File.Exists(pidFile));
+        Directory.Delete(runDir, recursive: true);   // e.g. a tmpfiles cleaner emptying /run/app
+        using (var client = mica.CreateClient())
+            (await client.GetAsync("/")).EnsureSuccessStatusCode();
+        await Master.StopAndCheckAsync(mica);
+        Assert.Contains(mica.ServerStderrLines, l => l.Contains("[WARNING]", StringComparison.Ordinal) && l.Contains($"PID file directory of {pidFile} is gone", StringComparison.Ordinal));
+        Assert.Contains(mica.ServerStderrLines, l => l.Contains("Shutdown complete", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Pid_file_in_a_missing_directory_exits_1_with_one_error_line_and_creates_nothing()
     {
         using var dir = new TempDirectory();
