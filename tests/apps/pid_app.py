@@ -3,6 +3,8 @@
 GET /pid          -> the worker's pid as text
 GET /env?name=X   -> the worker's os.environ[X] as text, or "<unset>"
 GET /exit?code=N  -> the worker ends at once with os._exit(N) (no response)
+GET /segfault     -> the worker crashes as a broken C extension would: a read of address 0 (ctypes)
+GET /block?s=N    -> blocks the event loop for N seconds (time.sleep), then "ok"
 Any other path    -> "ok"
 
 Import: when the environment variable PIDAPP_FAIL_MARKER names a file that exists, importing this
@@ -58,5 +60,12 @@ async def app(scope, receive, send):
     elif path == "/exit":
         print(f"PIDAPP EXIT {os.getpid()}", flush=True)
         os._exit(int(q.get("code", "3")))
+    elif path == "/segfault":
+        import ctypes
+        print(f"PIDAPP SEGFAULT {os.getpid()}", flush=True)
+        ctypes.string_at(0)
+    elif path == "/block":
+        time.sleep(float(q.get("s", "2")))
+        await _text(send, "ok")
     else:
         await _text(send, "ok")

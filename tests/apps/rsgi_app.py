@@ -55,6 +55,7 @@ HTTP routes (by scope.path):
   /status?code=N          response_str(N, [], "status N")
   /str-not-str            response_str(200, [], b"bytes")  (TypeError)
   /pid                    the worker's pid
+  /block?s=N              blocks the event loop for N seconds (time.sleep), then "ok"
 Websocket routes:
   /ws_echo?key=K&describe=1   accept; echo text as text and bytes as bytes (describe=1: send a
                           JSON description of each message instead); after the close message,
@@ -79,6 +80,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from urllib.parse import parse_qs
 
 import granian.rsgi
@@ -451,6 +453,11 @@ async def pid(scope, protocol):
     protocol.response_str(200, [], str(os.getpid()))
 
 
+async def block(scope, protocol):
+    time.sleep(float(query(scope).get("s", "2")))
+    protocol.response_str(200, [], "ok")
+
+
 HTTP_ROUTES = {
     "/imports": imports,
     "/echo": echo,
@@ -484,6 +491,7 @@ HTTP_ROUTES = {
     "/status": status,
     "/str-not-str": str_not_str,
     "/pid": pid,
+    "/block": block,
 }
 
 

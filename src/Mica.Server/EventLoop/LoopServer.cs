@@ -37,10 +37,12 @@ internal abstract unsafe class LoopServer : IHttpApplication<LoopExchange>, IApp
     protected nint WorkerModule { get; }
     private readonly nint _resolveFunction;
     private readonly WebSocketMiddleware? _webSockets;   // null with --no-ws: upgrade requests reach the app as http
+    private readonly LoopLagWatch _lagWatch;
 
     protected LoopServer(ExchangeServices services, WorkerConfig config, nint workerModule)
     {
         Services = services;
+        _lagWatch = new LoopLagWatch(Loop);
         WorkerModule = PyRef.NewReference(workerModule);
         using var loopKind = PyStr.New(config.Loop);
         using var created = PyCall.Method(workerModule, "new_loop", loopKind.Handle);
@@ -104,14 +106,23 @@ internal abstract unsafe class LoopServer : IHttpApplication<LoopExchange>, IApp
         }
     }
 
-    public Task<KestrelServer> ListenAsync(WorkerConfig config) => KestrelHost.StartAsync(config, this, Services.Drain);
+    /// <summary>Once the app has started: the loop is watched for stalls, and Kestrel serves.</summary>
+    public Task<KestrelServer> ListenAsync(WorkerConfig config)
+    {
+        _lagWatch.Start();
+        return KestrelHost.StartAsync(config, this, Services.Drain);
+    }
 
     public virtual void Serve()
     {
         using (PyCall.Method(PyLoop, "run_forever")) { }
     }
 
-    public void BeginShutdown() => Loop.Post(this, 0);
+    public void BeginShutdown()
+    {
+        _lagWatch.Stop();
+        Loop.Post(this, 0);
+    }
 
     /// <summary>One thread runs the app (Granian reports 1 for its async interfaces too); the queue is the hand-off's.</summary>
     public Metrics.BlockingStats Blocking => new(1, Loop.Pending);
