@@ -53,6 +53,53 @@ public sealed class WorkerFailureTests
         await Master.StopAndCheckAsync(mica);
     }
 
+    /// <summary>
+    /// A worker dies under load, killed or crashed by a C extension (a segfault through ctypes):
+    /// the master survives, the other worker serves on alone, and the respawned one serves again.
+    /// Only requests the dead worker held can fail, and only by their connection breaking.
+    /// </summary>
+    [Theory]
+    [InlineData("sigkill")]
+    [InlineData("segfault")]
+    public async Task A_worker_dying_under_load_is_respawned_while_the_other_serves_on(string death)
+    {
+        const int Concurrency = 8;
+        await using var mica = await Master.StartAsync(2, ["--respawn-failed-workers", "--respawn-interval", "2"]);
+        await using var load = LoadGenerator.Start(mica, concurrency: Concurrency, keepAlive: false);
+        await load.WaitForMoreSuccessesAsync(200);
+
+        var mark = mica.Mark();
+        int victim;
+        if (death == "sigkill")
+        {
+            victim = mica.SpawnedWorkers.Single(w => w.Id == 1).Pid;
+            _ = Libc.kill(victim, Libc.SIGKILL);
+        }
+        else
+        {
+            await Master.ExitWorkerAsync(mica, "/segfault");
+            victim = int.Parse((await mica.WaitForStdoutAsync("PIDAPP SEGFAULT ", after: mark)).Text.Split(' ')[2]);
+        }
+        var died = await mica.WaitForStderrAsync($"(pid {victim}) died unexpectedly (killed by signal {(death == "sigkill" ? 9 : 11)})", after: mark);
+        var survivor = mica.SpawnedWorkers.Single(w => w.Pid != victim && w.IsAlive);
+
+        // While the dead worker waits for its respawn, the other one serves every new connection.
+        var beforeAlone = load.Bodies.GetValueOrDefault(survivor.Pid.ToString());
+        await load.WaitForMoreSuccessesAsync(200);
+        Assert.Empty(mica.ReadyWorkers(after: mark));
+        Assert.True(load.Bodies.GetValueOrDefault(survivor.Pid.ToString()) >= beforeAlone + 200, load.Summary());
+
+        var (_, respawned) = Assert.Single(await mica.WaitForReadyWorkersAsync(1, TimeSpan.FromSeconds(30), after: mark));
+        await Master.WaitUntilAsync(() => load.Bodies.ContainsKey(respawned.ToString()), $"the respawned worker {respawned} serving\n{load.Summary()}");
+        await load.StopAsync();
+
+        Assert.False(mica.HasExited);
+        Assert.True(survivor.IsAlive, "the other worker was disturbed");
+        Assert.True(load.FailedWith(LoadFailure.Status) == 0 && load.Failed <= Concurrency,
+            $"only the requests the dead worker held may fail, by their connection breaking: {load.Summary()}");
+        await Master.StopAndCheckAsync(mica);
+    }
+
     [Fact]
     public async Task Worker_dying_again_soon_after_its_respawn_is_a_crash_loop_exit_1()
     {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net.Sockets;
 using System.Text;
 
 namespace Mica.Tests.Infrastructure;
@@ -14,6 +15,8 @@ namespace Mica.Tests.Infrastructure;
 /// on a reused connection would hide exactly what is measured here. Like every HTTP client, a loop
 /// checks an idle keep-alive connection before reusing it: one the server has already closed is
 /// replaced (counted in <see cref="ClosedWhileIdle"/>, not a failure); a request sent is never retried.
+/// Failures are also counted by <see cref="LoadFailure"/> kind, which tells a request the server
+/// never took (refused, or closed before any byte of a response) from one it broke.
 /// </summary>
 public sealed class LoadGenerator : IAsyncDisposable
 {
@@ -26,10 +29,12 @@ public sealed class LoadGenerator : IAsyncDisposable
     private readonly ConcurrentQueue<string> _failures = new();
     private readonly ConcurrentDictionary<string, int> _bodies = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly long[] _failedByKind = new long[Enum.GetValues<LoadFailure>().Length];
     private long _succeeded, _failed, _connections, _closedWhileIdle;
 
     public long Succeeded => Interlocked.Read(ref _succeeded);
     public long Failed => Interlocked.Read(ref _failed);
+    public long FailedWith(LoadFailure kind) => Interlocked.Read(ref _failedByKind[(int)kind]);
     public long Connections => Interlocked.Read(ref _connections);
     /// <summary>Keep-alive connections found closed by the server before a request was sent on them.</summary>
     public long ClosedWhileIdle => Interlocked.Read(ref _closedWhileIdle);
@@ -83,19 +88,36 @@ public sealed class LoadGenerator : IAsyncDisposable
                 }
                 if (connection is null)
                 {
-                    connection = await RawConnection.ConnectAsync(_host, _port);
+                    try { connection = await RawConnection.ConnectAsync(_host, _port); }
+                    catch (Exception e) when (e is SocketException or OperationCanceledException)
+                    {
+                        Fail(LoadFailure.Refused, loop, 0, null, $"connect: {e.GetType().Name}: {e.Message}");
+                        continue;
+                    }
                     connection.Timeout = RequestTimeout;
                     Interlocked.Increment(ref _connections);
                     onConnection = 0;
                 }
                 onConnection++;
                 idle = onConnection > 1 ? _clock.Elapsed - lastResponse : null;
-                await connection.SendAsync(request);
-                var response = await connection.ReadResponseAsync();
+                RawResponse response;
+                var received = connection.BytesReceived;
+                try
+                {
+                    await connection.SendAsync(request);
+                    response = await connection.ReadResponseAsync();
+                }
+                catch (IOException e) when (connection.BytesReceived == received)
+                {
+                    Fail(LoadFailure.Unanswered, loop, onConnection, idle, $"{e.GetType().Name}: {e.Message}");
+                    connection.Dispose();
+                    connection = null;
+                    continue;
+                }
                 lastResponse = _clock.Elapsed;
                 if (response.Status != 200)
                 {
-                    Fail(loop, onConnection, idle, $"status {response.Status} {response.Reason}: {Truncate(response.BodyText)}");
+                    Fail(LoadFailure.Status, loop, onConnection, idle, $"status {response.Status} {response.Reason}: {Truncate(response.BodyText)}");
                 }
                 else
                 {
@@ -111,7 +133,7 @@ public sealed class LoadGenerator : IAsyncDisposable
             }
             catch (Exception e)
             {
-                Fail(loop, onConnection, idle, $"{e.GetType().Name}: {e.Message}");
+                Fail(LoadFailure.Broken, loop, onConnection, idle, $"{e.GetType().Name}: {e.Message}");
                 connection?.Dispose();
                 connection = null;
             }
@@ -119,12 +141,13 @@ public sealed class LoadGenerator : IAsyncDisposable
         connection?.Dispose();
     }
 
-    private void Fail(int loop, int onConnection, TimeSpan? idle, string what)
+    private void Fail(LoadFailure kind, int loop, int onConnection, TimeSpan? idle, string what)
     {
         Interlocked.Increment(ref _failed);
+        Interlocked.Increment(ref _failedByKind[(int)kind]);
         var idleText = idle is { } i ? $", sent {i.TotalMilliseconds:0} ms after the previous response on it" : "";
         if (_failures.Count < 20)
-            _failures.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} (+{_clock.Elapsed.TotalSeconds:0.000} s) loop {loop}, request #{onConnection} on its connection{idleText}: {what}");
+            _failures.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} (+{_clock.Elapsed.TotalSeconds:0.000} s) loop {loop}, request #{onConnection} on its connection{idleText}: {kind}: {what}");
     }
 
     private static string Truncate(string text) => text.Length <= 200 ? text : text[..200] + "...";
@@ -155,7 +178,8 @@ public sealed class LoadGenerator : IAsyncDisposable
     }
 
     public string Summary() =>
-        $"{(_keepAlive ? "keep-alive" : "new connection per request")}: {Succeeded} succeeded, {Failed} failed, {Connections} connections ({ClosedWhileIdle} found closed by the server while idle), "
+        $"{(_keepAlive ? "keep-alive" : "new connection per request")}: {Succeeded} succeeded, {Failed} failed "
+        + $"({string.Join(", ", Enum.GetValues<LoadFailure>().Select(k => $"{k} {FailedWith(k)}"))}), {Connections} connections ({ClosedWhileIdle} found closed by the server while idle), "
         + $"responses by body: {string.Join(", ", Bodies.OrderBy(b => b.Key).Select(b => $"{b.Key}={b.Value}"))}"
         + (FailureDetails.Count == 0 ? "" : "\nfirst failures:\n  " + string.Join("\n  ", FailureDetails));
 
@@ -168,4 +192,17 @@ public sealed class LoadGenerator : IAsyncDisposable
         }
         _stop.Dispose();
     }
+}
+
+/// <summary>How a request of a <see cref="LoadGenerator"/> failed.</summary>
+public enum LoadFailure
+{
+    /// <summary>No connection could be made (refused, or not accepted in time).</summary>
+    Refused,
+    /// <summary>The connection ended (closed or reset) before any byte of a response: the server never took the request.</summary>
+    Unanswered,
+    /// <summary>A response other than 200.</summary>
+    Status,
+    /// <summary>Anything else: a response cut short, a timeout, a malformed response.</summary>
+    Broken,
 }

@@ -58,6 +58,9 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
     public static string Get(string target, params string[] extraHeaders) =>
         $"GET {target} HTTP/1.1\r\nHost: localhost\r\n{string.Concat(extraHeaders.Select(h => h + "\r\n"))}\r\n";
 
+    /// <summary>Bytes read from the server so far: unchanged across a failed read means nothing of a response arrived.</summary>
+    public long BytesReceived { get; private set; }
+
     /// <summary>Reads one whole response (content-length, chunked, or to end of stream).</summary>
     public async Task<RawResponse> ReadResponseAsync(string requestMethod = "GET")
     {
@@ -136,7 +139,11 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
         using var cts = new CancellationTokenSource(Timeout);
         var scratch = new byte[16 * 1024];
         int n;
-        while ((n = await _stream.ReadAsync(scratch, cts.Token)) > 0) all.Write(scratch, 0, n);
+        while ((n = await _stream.ReadAsync(scratch, cts.Token)) > 0)
+        {
+            BytesReceived += n;
+            all.Write(scratch, 0, n);
+        }
         return all.ToArray();
     }
 
@@ -151,6 +158,7 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
         {
             using var cts = new CancellationTokenSource(Timeout);
             await _stream.ReadExactlyAsync(result.AsMemory(have), cts.Token);
+            BytesReceived += count - have;
         }
         return result;
     }
@@ -178,6 +186,7 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
             }
             if (_end == _buffer.Length) Array.Resize(ref _buffer, _buffer.Length * 2);
             var n = await _stream.ReadAsync(_buffer.AsMemory(_end), cts.Token);
+            BytesReceived += n;
             if (n == 0)
             {
                 if (_end == 0) return null;
