@@ -223,9 +223,23 @@ public sealed class CliTests
         var run = await RunAsync(["--help"]);
         Assert.Equal(0, run.ExitCode);
         var help = string.Join('\n', run.Stdout);
-        foreach (var option in new[] { "APP", "--host", "--port", "--interface", "--loop", "--url-path-prefix", "--factory", "--python", "--version",
-                     "--proxy-headers", "--no-proxy-headers", "--forwarded-allow-ips" })
-            Assert.Contains(option, help);
+        Assert.StartsWith("Usage: mica [OPTIONS] APP", help);
+        // Every option, in Granian's order under its section, with its variable (the help wraps long lines).
+        var unwrapped = System.Text.RegularExpressions.Regex.Replace(help, @"\n {30,}", " ");
+        var position = 0;
+        foreach (var entry in new Mica.Cli.OptionTable().Entries)
+        {
+            var heading = unwrapped.IndexOf($"\n{entry.Section}:\n", StringComparison.Ordinal);
+            Assert.True(heading >= 0, $"no section {entry.Section}\n{help}");
+            var names = entry.Negation is { } negation ? $"  {entry.Option.Name} / {negation.Name} " : $"  {entry.Option.Name} ";
+            var at = unwrapped.IndexOf(names, heading, StringComparison.Ordinal);
+            Assert.True(at >= position, $"{entry.Option.Name} is missing or out of order\n{help}");
+            var line = unwrapped[at..unwrapped.IndexOf('\n', at)];
+            Assert.Contains($"env var: MICA_{entry.EnvName}]", line);
+            position = at;
+        }
+        Assert.Contains("  --port INTEGER [0<=x<=65535]    Port to bind to (0: any free port)  [default: 8000; env var: MICA_PORT]", help);
+        Assert.Contains("  --ws / --no-ws ", help);
         Assert.Empty(run.Stderr);
     }
 }

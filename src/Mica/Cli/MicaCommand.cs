@@ -22,7 +22,7 @@ internal static class MicaCommand
         var table = new OptionTable();
         var app = new Argument<string>("APP") { Description = "Application target to serve, as module:attribute (attribute defaults to 'app')" };
         var version = new Option<bool>("--version") { Description = "Show the version and exit", Arity = ArgumentArity.Zero };
-        var root = new RootCommand("Mica: a fast HTTP server for Python ASGI apps, a drop-in replacement for Granian.") { app, version };
+        var root = new RootCommand("Mica: a fast HTTP server for Python web apps (ASGI, RSGI, WSGI), a drop-in replacement for Granian.") { app, version };
         foreach (var option in root.Options.Where(o => o is VersionOption).ToList()) root.Options.Remove(option);
         foreach (var entry in table.Entries)
         {
@@ -45,7 +45,10 @@ internal static class MicaCommand
             return (null, 0);
         }
         if (result.Action is System.CommandLine.Help.HelpAction)
-            return (null, result.Invoke());
+        {
+            Console.Out.Write(HelpText.Render(table, root.Description!, app.Description!));
+            return (null, 0);
+        }
         if (result.Errors.Count > 0)
             return Fail(result.Errors[0].Message.StartsWith("Required argument 'APP' missing", StringComparison.Ordinal)
                 ? "Missing argument 'APP'."
@@ -58,7 +61,7 @@ internal static class MicaCommand
         if ((certificate is null) != (keyfile is null))
             return Fail("Options '--ssl-certificate' and '--ssl-keyfile' go together.");
         var clientCa = result.GetValue(table.SslCa);
-        var clientVerify = FlagValue(all, table, table.SslClientVerify, @default: false);
+        var clientVerify = FlagValue(all, table, table.SslClientVerify);
         if (clientVerify && clientCa is null) return Fail("Option '--ssl-client-verify' needs '--ssl-ca'.");
         if (clientCa is not null && certificate is null) return Fail("Option '--ssl-ca' needs '--ssl-certificate' and '--ssl-keyfile'.");
         var loop = result.GetValue(table.Loop)!;
@@ -126,10 +129,10 @@ internal static class MicaCommand
             Backlog = backlog,
             Backpressure = result.GetValue(table.Backpressure) ?? Math.Max(1, backlog / workers),
             BlockingThreads = blockingThreads,
-            WebSockets = FlagValue(all, table, table.WebSockets, @default: true),
+            WebSockets = FlagValue(all, table, table.WebSockets),
             Http = http,
             EnvFiles = envFiles.Select(Path.GetFullPath).ToArray(),
-            AccessLogFormat = FlagValue(all, table, table.AccessLog, @default: false) ? accessLogFormat : null,
+            AccessLogFormat = FlagValue(all, table, table.AccessLog) ? accessLogFormat : null,
             LogConfig = logConfig,
             StaticMounts = staticMounts.Select((mount, i) => new Mica.Server.Http.StaticMount(staticRoutes[i], Path.GetFullPath(mount))).ToArray(),
             StaticDirToFile = result.GetValue(table.StaticPathDirToFile),
@@ -159,16 +162,16 @@ internal static class MicaCommand
             Http1BufferSize = result.GetValue(table.Http1BufferSize),
             RuntimeThreads = result.GetValue(table.RuntimeMode) == "st" ? 1 : result.GetValue(table.RuntimeThreads),
             RuntimeBlockingThreads = result.GetValue(table.RuntimeBlockingThreads),
-            KeepAlive = FlagValue(all, table, table.Http1KeepAlive, @default: true),
+            KeepAlive = FlagValue(all, table, table.Http1KeepAlive),
             UrlPathPrefix = (result.GetValue(table.UrlPathPrefix) ?? "").TrimEnd('/'),
-            Factory = FlagValue(all, table, table.Factory, @default: false),
+            Factory = FlagValue(all, table, table.Factory),
             WorkingDir = Path.GetFullPath(workingDir ?? Directory.GetCurrentDirectory()),
             // --no-log silences master, workers and the app's "mica" logger alike (Granian's log_enabled).
-            LogLevel = FlagValue(all, table, table.LogEnabled, @default: true) ? result.GetValue(table.LogLevel)! : "off",
+            LogLevel = FlagValue(all, table, table.LogEnabled) ? result.GetValue(table.LogLevel)! : "off",
             WorkersKillTimeoutSeconds = result.GetValue(table.WorkersKillTimeout),
             Python = result.GetValue(table.Python),
             Workers = workers,
-            RespawnFailedWorkers = FlagValue(all, table, table.RespawnFailedWorkers, @default: false),
+            RespawnFailedWorkers = FlagValue(all, table, table.RespawnFailedWorkers),
             RespawnIntervalSeconds = result.GetValue(table.RespawnInterval),
             WorkersLifetimeSeconds = result.GetValue(table.WorkersLifetime),
             WorkersMaxRssMiB = result.GetValue(table.WorkersMaxRss),
@@ -176,16 +179,16 @@ internal static class MicaCommand
             RssSamples = result.GetValue(table.RssSamples),
             ProcessName = result.GetValue(table.ProcessName),
             PidFile = result.GetValue(table.PidFile),
-            Reload = FlagValue(all, table, table.Reload, @default: false),
+            Reload = FlagValue(all, table, table.Reload),
             ReloadPaths = reloadPaths.Length > 0 ? reloadPaths : [workingDir ?? Directory.GetCurrentDirectory()],
             ReloadIgnoreDirs = result.GetValue(table.ReloadIgnoreDirs) ?? [],
             ReloadIgnorePatterns = ignorePatterns,
             ReloadIgnorePaths = result.GetValue(table.ReloadIgnorePaths) ?? [],
             ReloadTickMs = result.GetValue(table.ReloadTick),
-            ReloadIgnoreWorkerFailure = FlagValue(all, table, table.ReloadIgnoreWorkerFailure, @default: false),
-            ProxyHeaders = FlagValue(all, table, table.ProxyHeaders, @default: true),
+            ReloadIgnoreWorkerFailure = FlagValue(all, table, table.ReloadIgnoreWorkerFailure),
+            ProxyHeaders = FlagValue(all, table, table.ProxyHeaders),
             ForwardedAllowIps = result.GetValue(table.ForwardedAllowIps)!,
-            Metrics = FlagValue(all, table, table.Metrics, @default: false),
+            Metrics = FlagValue(all, table, table.Metrics),
             MetricsAddress = result.GetValue(table.MetricsAddress)!,
             MetricsPort = result.GetValue(table.MetricsPort),
             MetricsScrapeIntervalSeconds = result.GetValue(table.MetricsScrapeInterval) ?? 15,
@@ -200,12 +203,12 @@ internal static class MicaCommand
     }
 
     /// <summary>For a --x/--no-x pair: the last one given wins; neither given means the default.</summary>
-    private static bool FlagValue(string[] args, OptionTable table, Option<bool> flag, bool @default)
+    private static bool FlagValue(string[] args, OptionTable table, Option<bool> flag)
     {
         var negation = table.Entries.First(e => e.Option == flag).Negation!;
         var positive = Array.LastIndexOf(args, flag.Name);
         var negative = Array.LastIndexOf(args, negation.Name);
-        return positive == negative ? @default : positive > negative;
+        return positive == negative ? (bool)flag.GetDefaultValue()! : positive > negative;
     }
 
     /// <summary>

@@ -15,10 +15,11 @@ namespace Mica.Cli;
 /// </summary>
 internal sealed partial class OptionTable
 {
-    /// <summary>One option: its flag, the negating flag of a --x/--no-x pair, and its env name.</summary>
-    public sealed record Entry(Option Option, string EnvName, Option<bool>? Negation = null, char? EnvSplit = null, string? PlainEnv = null);
+    /// <summary>One option: its flag, the negating flag of a --x/--no-x pair, its env name, and its section of <c>--help</c>.</summary>
+    public sealed record Entry(Option Option, string EnvName, string Section, Option<bool>? Negation = null, char? EnvSplit = null, string? PlainEnv = null);
 
     private readonly List<Entry> _entries = [];
+    private string _section = "";
     public IReadOnlyList<Entry> Entries => _entries;
 
     public readonly Option<string> Host = Str("--host", "Host address to bind to", "127.0.0.1");
@@ -96,51 +97,44 @@ internal sealed partial class OptionTable
     public readonly Option<bool> ProxyHeaders = Flag("--proxy-headers", "Use X-Forwarded-For/-Proto/-Host and Forwarded from trusted peers for the client address, scheme and host", true);
     public readonly Option<string> ForwardedAllowIps = Trusted("--forwarded-allow-ips", "Comma-separated IP addresses and CIDR networks to trust with proxy headers, '*' for all (a Unix socket's peer is always trusted)", Mica.Server.Http.TrustedProxies.Default);
 
+    /// <summary>The options in Granian's order, which groups them; <c>--help</c> shows each group under its heading.</summary>
     public OptionTable()
     {
+        _section = "Binding";
         Register(Host, "HOST");
         Register(Port, "PORT");
         Register(Uds, "UDS");
         Register(UdsPermissions, "UDS_PERMISSIONS");
+
+        _section = "Application";
         Register(Interface, "INTERFACE");
         Register(Http, "HTTP");
-        Register(Loop, "LOOP");
-        Register(Backlog, "BACKLOG");
-        Register(Http1HeaderReadTimeout, "HTTP1_HEADER_READ_TIMEOUT");
-        Register(Http1BufferSize, "HTTP1_BUFFER_SIZE");
-        Register(RuntimeThreads, "RUNTIME_THREADS");
-        Register(RuntimeMode, "RUNTIME_MODE");
-        Register(RuntimeBlockingThreads, "RUNTIME_BLOCKING_THREADS");
-        Register(TaskImpl, "TASK_IMPL");
-        Register(Http1PipelineFlush, "HTTP1_PIPELINE_FLUSH");
-        Register(Http1KeepAlive, "HTTP1_KEEP_ALIVE");
-        Register(UrlPathPrefix, "URL_PATH_PREFIX");
+        Register(WebSockets, "WEBSOCKETS");
         Register(Factory, "FACTORY");
         Register(WorkingDir, "WORKING_DIR");
-        Register(LogEnabled, "LOG_ENABLED");
-        Register(LogLevel, "LOG_LEVEL");
-        Register(LogConfig, "LOG_CONFIG");
-        Register(AccessLog, "LOG_ACCESS_ENABLED");
-        Register(AccessLogFormat, "LOG_ACCESS_FMT");
-        Register(WorkersKillTimeout, "WORKERS_KILL_TIMEOUT");
+        Register(UrlPathPrefix, "URL_PATH_PREFIX");
+        Register(EnvFiles, "ENV_FILES", split: ':');
         Register(Python, "PYTHON");
+
+        _section = "Workers and threads";
         Register(Workers, "WORKERS");
-        Register(RespawnFailedWorkers, "RESPAWN_FAILED_WORKERS");
-        Register(RespawnInterval, "RESPAWN_INTERVAL");
-        Register(RssSampleInterval, "RSS_SAMPLE_INTERVAL");
-        Register(RssSamples, "RSS_SAMPLES");
-        Register(WorkersLifetime, "WORKERS_LIFETIME");
-        Register(WorkersMaxRss, "WORKERS_MAX_RSS");
-        Register(ProcessName, "PROCESS_NAME");
-        Register(PidFile, "PID_FILE");
-        Register(Reload, "RELOAD");
-        Register(ReloadPaths, "RELOAD_PATHS", split: ':');
-        Register(ReloadIgnoreDirs, "RELOAD_IGNORE_DIRS", split: ' ');
-        Register(ReloadIgnorePatterns, "RELOAD_IGNORE_PATTERNS", split: ' ');
-        Register(ReloadIgnorePaths, "RELOAD_IGNORE_PATHS", split: ':');
-        Register(ReloadTick, "RELOAD_TICK");
-        Register(ReloadIgnoreWorkerFailure, "RELOAD_IGNORE_WORKER_FAILURE");
-        Register(WebSockets, "WEBSOCKETS");
+        Register(BlockingThreads, "BLOCKING_THREADS");
+        Register(BlockingThreadsIdleTimeout, "BLOCKING_THREADS_IDLE_TIMEOUT");
+        Register(RuntimeThreads, "RUNTIME_THREADS");
+        Register(RuntimeBlockingThreads, "RUNTIME_BLOCKING_THREADS");
+        Register(RuntimeMode, "RUNTIME_MODE");
+        Register(Loop, "LOOP");
+        Register(TaskImpl, "TASK_IMPL");
+        Register(Backlog, "BACKLOG");
+        Register(Backpressure, "BACKPRESSURE");
+
+        _section = "HTTP/1";
+        Register(Http1BufferSize, "HTTP1_BUFFER_SIZE");
+        Register(Http1HeaderReadTimeout, "HTTP1_HEADER_READ_TIMEOUT");
+        Register(Http1KeepAlive, "HTTP1_KEEP_ALIVE");
+        Register(Http1PipelineFlush, "HTTP1_PIPELINE_FLUSH");
+
+        _section = "HTTP/2";
         Register(Http2AdaptiveWindow, "HTTP2_ADAPTIVE_WINDOW");
         Register(Http2InitialConnectionWindowSize, "HTTP2_INITIAL_CONNECTION_WINDOW_SIZE");
         Register(Http2InitialStreamWindowSize, "HTTP2_INITIAL_STREAM_WINDOW_SIZE");
@@ -150,11 +144,15 @@ internal sealed partial class OptionTable
         Register(Http2MaxFrameSize, "HTTP2_MAX_FRAME_SIZE");
         Register(Http2MaxHeadersSize, "HTTP2_MAX_HEADERS_SIZE");
         Register(Http2MaxSendBufferSize, "HTTP2_MAX_SEND_BUFFER_SIZE");
-        Register(StaticPathRoute, "STATIC_PATH_ROUTE", split: ' ');
-        Register(StaticPathMount, "STATIC_PATH_MOUNT", split: ':');
-        Register(StaticPathDirToFile, "STATIC_PATH_DIR_TO_FILE");
-        Register(StaticPathExpires, "STATIC_PATH_EXPIRES");
-        Register(EnvFiles, "ENV_FILES", split: ':');
+
+        _section = "Logging";
+        Register(LogEnabled, "LOG_ENABLED");
+        Register(LogLevel, "LOG_LEVEL");
+        Register(LogConfig, "LOG_CONFIG");
+        Register(AccessLog, "LOG_ACCESS_ENABLED");
+        Register(AccessLogFormat, "LOG_ACCESS_FMT");
+
+        _section = "TLS";
         Register(SslCertificate, "SSL_CERTIFICATE");
         Register(SslKeyfile, "SSL_KEYFILE");
         Register(SslKeyfilePassword, "SSL_KEYFILE_PASSWORD");
@@ -162,15 +160,44 @@ internal sealed partial class OptionTable
         Register(SslCa, "SSL_CA");
         Register(SslCrl, "SSL_CRL", split: ':');
         Register(SslClientVerify, "SSL_CLIENT_VERIFY");
-        Register(BlockingThreads, "BLOCKING_THREADS");
-        Register(BlockingThreadsIdleTimeout, "BLOCKING_THREADS_IDLE_TIMEOUT");
-        Register(Backpressure, "BACKPRESSURE");
+
+        _section = "Proxies";
+        Register(ProxyHeaders, "PROXY_HEADERS");
+        Register(ForwardedAllowIps, "FORWARDED_ALLOW_IPS", plainEnv: "FORWARDED_ALLOW_IPS");
+
+        _section = "Worker lifecycle";
+        Register(RespawnFailedWorkers, "RESPAWN_FAILED_WORKERS");
+        Register(RespawnInterval, "RESPAWN_INTERVAL");
+        Register(RssSampleInterval, "RSS_SAMPLE_INTERVAL");
+        Register(RssSamples, "RSS_SAMPLES");
+        Register(WorkersLifetime, "WORKERS_LIFETIME");
+        Register(WorkersMaxRss, "WORKERS_MAX_RSS");
+        Register(WorkersKillTimeout, "WORKERS_KILL_TIMEOUT");
+
+        _section = "Static files";
+        Register(StaticPathRoute, "STATIC_PATH_ROUTE", split: ' ');
+        Register(StaticPathMount, "STATIC_PATH_MOUNT", split: ':');
+        Register(StaticPathDirToFile, "STATIC_PATH_DIR_TO_FILE");
+        Register(StaticPathExpires, "STATIC_PATH_EXPIRES");
+
+        _section = "Metrics";
         Register(Metrics, "METRICS_ENABLED");
         Register(MetricsScrapeInterval, "METRICS_SCRAPE_INTERVAL");
         Register(MetricsAddress, "METRICS_ADDRESS");
         Register(MetricsPort, "METRICS_PORT");
-        Register(ProxyHeaders, "PROXY_HEADERS");
-        Register(ForwardedAllowIps, "FORWARDED_ALLOW_IPS", plainEnv: "FORWARDED_ALLOW_IPS");
+
+        _section = "Reload";
+        Register(Reload, "RELOAD");
+        Register(ReloadPaths, "RELOAD_PATHS", split: ':');
+        Register(ReloadIgnoreDirs, "RELOAD_IGNORE_DIRS", split: ' ');
+        Register(ReloadIgnorePatterns, "RELOAD_IGNORE_PATTERNS", split: ' ');
+        Register(ReloadIgnorePaths, "RELOAD_IGNORE_PATHS", split: ':');
+        Register(ReloadTick, "RELOAD_TICK");
+        Register(ReloadIgnoreWorkerFailure, "RELOAD_IGNORE_WORKER_FAILURE");
+
+        _section = "Process";
+        Register(ProcessName, "PROCESS_NAME");
+        Register(PidFile, "PID_FILE");
     }
 
     private void Register(Option option, string env, char? split = null, string? plainEnv = null)
@@ -181,25 +208,25 @@ internal sealed partial class OptionTable
             var negative = "--no-" + flag.Name[2..];
             negation = new Option<bool>(negative) { Description = $"Disable {flag.Name}", Arity = ArgumentArity.Zero };
         }
-        _entries.Add(new Entry(option, env, negation, split, plainEnv));
+        _entries.Add(new Entry(option, env, _section, negation, split, plainEnv));
     }
 
     // ------------------------------------------------------------------ option kinds
 
     private static Option<string> Str(string name, string help, string @default = "") =>
-        new(name) { Description = help, DefaultValueFactory = _ => @default };
+        new(name) { Description = help, HelpName = "TEXT", DefaultValueFactory = _ => @default };
 
-    private static Option<string?> OptionalStr(string name, string help) => new(name) { Description = help };
+    private static Option<string?> OptionalStr(string name, string help) => new(name) { Description = help, HelpName = "TEXT" };
 
     private static Option<string[]> Many(string name, string help) =>
-        new(name) { Description = help, AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.ZeroOrMore };
+        new(name) { Description = help + " (repeatable)", HelpName = "TEXT", AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.ZeroOrMore };
 
     private static Option<bool> Flag(string name, string help, bool @default) =>
-        new(name) { Description = help + (@default ? " [default: enabled]" : " [default: disabled]"), Arity = ArgumentArity.Zero };
+        new(name) { Description = help, Arity = ArgumentArity.Zero, DefaultValueFactory = _ => @default };
 
     private static Option<int> Int(string name, string help, int @default, int? min = null, int? max = null)
     {
-        var option = new Option<int>(name) { Description = help, DefaultValueFactory = _ => @default };
+        var option = new Option<int>(name) { Description = help, HelpName = IntegerName(min, max), DefaultValueFactory = _ => @default };
         option.CustomParser = result => ParseInt(result, name, min, max);
         return option;
     }
@@ -207,10 +234,13 @@ internal sealed partial class OptionTable
     /// <summary>An integer option that is unset (null) unless given.</summary>
     private static Option<int?> OptionalInt(string name, string help, int? min = null, int? max = null)
     {
-        var option = new Option<int?>(name) { Description = help };
+        var option = new Option<int?>(name) { Description = help, HelpName = IntegerName(min, max) };
         option.CustomParser = result => ParseInt(result, name, min, max);
         return option;
     }
+
+    /// <summary>As click shows an integer option: <c>INTEGER RANGE</c> when bounded.</summary>
+    private static string IntegerName(int? min, int? max) => min is null && max is null ? "INTEGER" : $"INTEGER [{RangeText(min, max)}]";
 
     private static int ParseInt(ArgumentResult result, string name, int? min, int? max)
     {
@@ -228,7 +258,7 @@ internal sealed partial class OptionTable
     /// <summary>An octal integer, "660" or "0o660" (Granian's OctalIntType); unset (null) unless given.</summary>
     private static Option<int?> Octal(string name, string help)
     {
-        var option = new Option<int?>(name) { Description = help };
+        var option = new Option<int?>(name) { Description = help, HelpName = "OCTAL" };
         option.CustomParser = result =>
         {
             var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
@@ -247,7 +277,7 @@ internal sealed partial class OptionTable
 
     private static Option<double> Float(string name, string help, double @default)
     {
-        var option = new Option<double>(name) { Description = help, DefaultValueFactory = _ => @default };
+        var option = new Option<double>(name) { Description = help, HelpName = "FLOAT", DefaultValueFactory = _ => @default };
         option.CustomParser = result =>
         {
             var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
@@ -269,7 +299,7 @@ internal sealed partial class OptionTable
     /// <summary>Seconds, as a number or as <c>1d2h3m4s</c> (units in that order), like Granian's Duration.</summary>
     private static Option<int?> Duration(string name, string help, int min, int? max, int? @default = null)
     {
-        var option = new Option<int?>(name) { Description = help, DefaultValueFactory = _ => @default };
+        var option = new Option<int?>(name) { Description = help, HelpName = max is { } hi ? $"DURATION [{min}s-{hi}s]" : $"DURATION [>={min}s]", DefaultValueFactory = _ => @default };
         option.CustomParser = result =>
         {
             var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
@@ -308,7 +338,7 @@ internal sealed partial class OptionTable
     /// <summary>A <see cref="Mica.Server.Http.TrustedProxies"/> list, checked here so that a bad item is a usage error.</summary>
     private static Option<string> Trusted(string name, string help, string @default)
     {
-        var option = new Option<string>(name) { Description = help, DefaultValueFactory = _ => @default };
+        var option = new Option<string>(name) { Description = help, HelpName = "TEXT", DefaultValueFactory = _ => @default };
         option.CustomParser = result =>
         {
             var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
@@ -322,7 +352,7 @@ internal sealed partial class OptionTable
     /// <summary>An IP address or a host name (resolved when the server starts; one that does not resolve is exit 1 then).</summary>
     private static Option<string> Address(string name, string help, string @default)
     {
-        var option = new Option<string>(name) { Description = help, DefaultValueFactory = _ => @default };
+        var option = new Option<string>(name) { Description = help, HelpName = "ADDRESS", DefaultValueFactory = _ => @default };
         option.CustomParser = result =>
         {
             var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
@@ -336,7 +366,7 @@ internal sealed partial class OptionTable
     /// <summary>A case-insensitive choice, normalised to lower case (Granian's EnumType).</summary>
     private static Option<string> Choice(string name, string help, string @default, params string[] choices)
     {
-        var option = new Option<string>(name) { Description = $"{help} [{string.Join("|", choices)}]", DefaultValueFactory = _ => @default };
+        var option = new Option<string>(name) { Description = help, HelpName = $"[{string.Join("|", choices)}]", DefaultValueFactory = _ => @default };
         option.CustomParser = result =>
         {
             var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
