@@ -69,6 +69,11 @@ internal static class MicaCommand
         if (result.GetValue(table.TaskImpl) == "rust")
             return Fail("Invalid value for '--task-impl': 'rust' is not available in Mica (each request runs as an asyncio.Task: use asyncio).");
 
+        if (result.GetValue(table.UrlPathPrefix) is { Length: > 0 } prefix && !prefix.StartsWith('/'))
+            return Fail($"Invalid value for '--url-path-prefix': '{prefix}' must start with '/'.");
+        if (result.GetValue(table.Python) is { } python && python.Contains('/') && !File.Exists(python))
+            return Fail($"Invalid value for '--python': File '{python}' does not exist.");
+
         var workingDir = result.GetValue(table.WorkingDir);
         if (workingDir is not null && !Directory.Exists(workingDir))
             return Fail($"Invalid value for '--working-dir': Directory '{workingDir}' does not exist.");

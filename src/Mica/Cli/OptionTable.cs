@@ -22,7 +22,7 @@ internal sealed partial class OptionTable
     private string _section = "";
     public IReadOnlyList<Entry> Entries => _entries;
 
-    public readonly Option<string> Host = Str("--host", "Host address to bind to", "127.0.0.1");
+    public readonly Option<string> Host = Address("--host", "Host address to bind to", "127.0.0.1");
     public readonly Option<int> Port = Int("--port", "Port to bind to (0: any free port)", 8000, min: 0, max: 65535);
     public readonly Option<string?> Uds = OptionalStr("--uds", "Unix Domain Socket to bind to (instead of --host/--port)");
     public readonly Option<int?> UdsPermissions = Octal("--uds-permissions", "Unix Domain Socket file permissions (octal, e.g. 660)");
@@ -212,9 +212,6 @@ internal sealed partial class OptionTable
     }
 
     // ------------------------------------------------------------------ option kinds
-
-    private static Option<string> Str(string name, string help, string @default = "") =>
-        new(name) { Description = help, HelpName = "TEXT", DefaultValueFactory = _ => @default };
 
     private static Option<string?> OptionalStr(string name, string help) => new(name) { Description = help, HelpName = "TEXT" };
 
