@@ -171,13 +171,21 @@ async def websocket_loop(port, stop, tally):
             tally.failure("websocket", e)
 
 
-async def drive(port, duration, interface, tally):
+KINDS = ["keep-alive", "new-conn", "upload", "stream", "websocket"]
+
+
+async def drive(port, duration, kinds, tally):
     stop = asyncio.Event()
-    loops = [connection_loop("keep-alive", port, stop, tally, hello, keep_alive=True) for _ in range(8)]
-    loops += [connection_loop("new-conn", port, stop, tally, lambda r, w: hello(r, w, close=True), keep_alive=False) for _ in range(4)]
-    loops += [connection_loop("upload", port, stop, tally, upload_exchange(), keep_alive=True) for _ in range(2)]
-    loops += [connection_loop("stream", port, stop, tally, stream_exchange, keep_alive=True) for _ in range(2)]
-    if interface == "asgi":
+    loops = []
+    if "keep-alive" in kinds:
+        loops += [connection_loop("keep-alive", port, stop, tally, hello, keep_alive=True) for _ in range(8)]
+    if "new-conn" in kinds:
+        loops += [connection_loop("new-conn", port, stop, tally, lambda r, w: hello(r, w, close=True), keep_alive=False) for _ in range(4)]
+    if "upload" in kinds:
+        loops += [connection_loop("upload", port, stop, tally, upload_exchange(), keep_alive=True) for _ in range(2)]
+    if "stream" in kinds:
+        loops += [connection_loop("stream", port, stop, tally, stream_exchange, keep_alive=True) for _ in range(2)]
+    if "websocket" in kinds:
         loops += [websocket_loop(port, stop, tally) for _ in range(2)]
     tasks = [asyncio.create_task(loop) for loop in loops]
     await asyncio.sleep(duration)
@@ -244,9 +252,14 @@ def main():
     parser.add_argument("--warmup", type=float, default=60, help="seconds before the baseline (default 60)")
     parser.add_argument("--sample", type=float, default=10, help="seconds between samples (default 10)")
     parser.add_argument("--tolerance", type=float, default=5, help="percent RSS and fds may move (default 5)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"the kinds of traffic, comma-separated (default all: {','.join(KINDS)}; wsgi has no websocket)")
     parser.add_argument("--chart", action=argparse.BooleanOptionalAction, default=True,
                         help="write a PNG chart and the samples under bench/results/ (default on)")
     args = parser.parse_args()
+    kinds = [k for k in args.kinds.split(",") if k and not (k == "websocket" and args.interface == "wsgi")]
+    if unknown := set(kinds) - set(KINDS):
+        parser.error(f"unknown kinds: {', '.join(sorted(unknown))}")
 
     subprocess.run([os.path.join(harness.ROOT, "mica"), "--version"], check=True, stdout=subprocess.DEVNULL)  # build first
     port = harness.free_port()
@@ -262,7 +275,7 @@ def main():
         started = time.monotonic()
         watch = threading.Thread(target=sampler, args=(server.pid, args.sample, started, samples, done), daemon=True)
         watch.start()
-        asyncio.run(drive(port, args.duration, args.interface, tally))
+        asyncio.run(drive(port, args.duration, kinds, tally))
         done.set()
         watch.join()
     finally:
@@ -275,7 +288,7 @@ def main():
             exit_code = "killed after 30 s"
 
     rows = verdict(samples, args.warmup, args.tolerance)
-    print(f"soak: Mica {args.interface}, {args.workers} workers, {args.duration:g} s of load, "
+    print(f"soak: Mica {args.interface}, {args.workers} workers, {args.duration:g} s of {', '.join(kinds)}, "
           f"samples every {args.sample:g} s, baseline after {args.warmup:g} s, tolerance {args.tolerance:g}%")
     print("requests: " + ", ".join(f"{k} {tally.ok.get(k, 0)} ok / {tally.failed.get(k, 0)} failed"
                                    for k in dict.fromkeys([*tally.ok, *tally.failed])))

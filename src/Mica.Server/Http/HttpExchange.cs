@@ -182,7 +182,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
             DateTimeOffset.Now - elapsed,
             elapsed.TotalMilliseconds,
             Response.StatusCode,
-            Uri.UnescapeDataString(target.RawPath.ToString()),
+            target.DecodedPath(),
             target.Query.ToString(),
             Request.Method,
             Request.Scheme,

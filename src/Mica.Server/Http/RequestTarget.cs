@@ -58,6 +58,18 @@ internal readonly ref struct RequestTarget
         }
     }
 
+    /// <summary>
+    /// The path percent-decoded as the scopes give it (UTF-8, an invalid sequence replaced), for
+    /// what C# matches or shows: static routes and the access log.
+    /// </summary>
+    public string DecodedPath()
+    {
+        if (RawPath.IndexOf('%') < 0) return RawPath.ToString();
+        var text = "";
+        WithPathBytes(0, (_, decoded, _) => text = Encoding.UTF8.GetString(decoded));
+        return text;
+    }
+
     /// <summary>%XX → byte; a malformed escape is kept as it is (as urllib.parse.unquote does).</summary>
     internal static int PercentDecode(ReadOnlySpan<byte> source, Span<byte> destination)
     {

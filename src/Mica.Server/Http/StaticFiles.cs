@@ -55,7 +55,7 @@ internal sealed class StaticFiles
     /// </summary>
     public Task? TryServe(IFeatureCollection features)
     {
-        var path = Uri.UnescapeDataString(RequestTarget.Of(features.GetRequiredFeature<IHttpRequestFeature>()).RawPath.ToString());
+        var path = RequestTarget.Of(features.GetRequiredFeature<IHttpRequestFeature>()).DecodedPath();
         foreach (var (route, files, middleware) in _mounts)
         {
             if (!(path.Length == route.Length || path.Length > route.Length && path[route.Length] == '/')
