@@ -28,6 +28,16 @@ public sealed class WorkersTests
         await Master.StopAndCheckAsync(mica);
     }
 
+    [Theory]
+    [InlineData(null, "2")]
+    [InlineData("4", "4")]
+    public async Task Workers_run_with_two_malloc_arenas_unless_told_otherwise(string? given, string expected)
+    {
+        await using var mica = await Master.StartAsync(1, environment: new Dictionary<string, string?> { ["MALLOC_ARENA_MAX"] = given });
+        Assert.Equal(expected, await Master.GetOnNewConnectionAsync(mica, "/env?name=MALLOC_ARENA_MAX"));
+        await Master.StopAndCheckAsync(mica);
+    }
+
     [Fact]
     public async Task Sighup_replaces_every_worker_and_keeps_the_master_pid_file_and_port()
     {
