@@ -14,6 +14,7 @@ public enum LogLevel { Debug, Info, Warning, Error, Critical, Off }
 public static class Log
 {
     private static readonly Lock Gate = new();
+    private static LogConfig _config = LogConfig.Default;
     private static LogFormatter _formatter = LogConfig.Default.Formatter();
     private static Stream _output = LogConfig.Default.OpenOutput();
 
@@ -30,10 +31,19 @@ public static class Log
         var output = config.OpenOutput();
         lock (Gate)
         {
+            _config = config;
             _formatter = formatter;
             _output = output;
             Level = level == LogLevel.Off ? LogLevel.Off : config.Level ?? level;
         }
+    }
+
+    /// <summary>SIGUSR1, after logrotate moved the log file away: later lines go to a new file of that name.</summary>
+    internal static void Reopen()
+    {
+        string? error;
+        lock (Gate) (_output, error) = _config.Reopen(_output);
+        if (error is not null) Warning($"cannot reopen the log file, writing on to the old one: {error}");
     }
 
     public static void Debug(string message) => Write(LogLevel.Debug, message);

@@ -55,6 +55,22 @@ internal sealed record LogConfig(LogLevel? Level, string Format, string DateForm
     };
 
     /// <summary>
+    /// A file output opened again under its name, closing <paramref name="current"/>; streams stay
+    /// as they are. When the file cannot be opened, <paramref name="current"/> stays, with the reason.
+    /// </summary>
+    public (Stream Output, string? Error) Reopen(Stream current)
+    {
+        if (Output != LogOutput.File) return (current, null);
+        try
+        {
+            var reopened = AppendOnly(FilePath!);
+            current.Dispose();
+            return (reopened, null);
+        }
+        catch (IOException e) { return (current, e.Message); }
+    }
+
+    /// <summary>
     /// The log file opened with O_APPEND, as Python's FileHandler opens it: every process's writes
     /// land at the end, whole, however many processes share the file.
     /// </summary>

@@ -4,6 +4,7 @@ using Mica.Metrics;
 using Mica.Reload;
 using Mica.Server;
 using Mica.Server.Hosting;
+using Mica.Server.Native;
 using Mica.Server.Python;
 
 namespace Mica;
@@ -84,7 +85,8 @@ internal sealed class Supervisor(ServerOptions options)
         Log.Info($"Listening at: {(options.Tls is null ? listener.Url : listener.Url.Replace("http://", "https://"))}");
         if (exporter is not null) Log.Info($"Metrics at: {exporter.Url}");
         using var signals = new SignalTraps(_events.Writer,
-            PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT, PosixSignal.SIGHUP, PosixSignal.SIGTTIN, PosixSignal.SIGTTOU);
+            PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT, PosixSignal.SIGHUP, PosixSignal.SIGTTIN, PosixSignal.SIGTTOU,
+            (PosixSignal)Libc.SIGUSR1, (PosixSignal)Libc.SIGUSR2);
         using var ticks = StartTicks();
         using var watcher = StartWatching();
 
@@ -236,6 +238,16 @@ internal sealed class Supervisor(ServerOptions options)
                     .OrderByDescending(w => w.Id).First();
                 Log.Info($"Received SIGTTOU: removing {last.Name} ({_target} wanted)");
                 last.Stop();
+                break;
+            case (PosixSignal)Libc.SIGUSR1:
+                // As gunicorn: logrotate moves the files away, then asks for new ones.
+                Log.Reopen();
+                Log.Info("Received SIGUSR1: reopened log files");
+                foreach (var worker in _workers.Where(w => w.State is not WorkerState.Exited))
+                    Libc.kill(worker.Pid, Libc.SIGUSR1);
+                break;
+            case (PosixSignal)Libc.SIGUSR2:
+                Log.Warning("Received SIGUSR2: ignored (Mica has no binary upgrade; SIGHUP replaces the workers without dropping a request)");
                 break;
             default:
                 Log.Info($"Received {signal}: shutting down gracefully");

@@ -194,6 +194,49 @@ public sealed class LogConfigServerTests : IDisposable
         Assert.DoesNotContain(mica.Lines, l => l.Text.Contains("\"GET /hello", StringComparison.Ordinal));
     }
 
+    /// <summary>logrotate's way, as with gunicorn: move the files away, SIGUSR1 the master, and new files start.</summary>
+    [Fact]
+    public async Task Sigusr1_reopens_the_log_files_that_logrotate_moved_away_and_sigusr2_changes_nothing()
+    {
+        var serverLog = _dir.File("server.log");
+        var accessLog = _dir.File("access.log");
+        var config = _dir.File("rotate.json");
+        await File.WriteAllTextAsync(config, $$$$"""
+            {"version": 1,
+             "handlers": {"server": {"class": "logging.FileHandler", "filename": "{{{{serverLog}}}}"},
+                          "access": {"class": "logging.FileHandler", "filename": "{{{{accessLog}}}}"}},
+             "loggers": {"mica": {"handlers": ["server"], "level": "INFO"}, "mica.access": {"handlers": ["access"], "level": "INFO"}}}
+            """);
+        await using var mica = await MicaProcess.LaunchAsync(
+            ["--python", MicaProcess.Python, "--working-dir", MicaProcess.AppsDir, "--port", "0", "--workers", "2",
+             "--log-config", config, "--access-log", "--access-log-fmt", "ACCESS %(path)s", "log_app:app"], raw: true);
+        var port = await WaitForPortAsync(serverLog);
+        await Master.WaitUntilAsync(() => File.ReadAllText(serverLog).Split("ready").Length == 3, "both workers ready");
+        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
+        Assert.Equal("ok", await client.GetStringAsync("/before"));
+        await Master.WaitUntilAsync(() => File.ReadAllText(accessLog).Contains("ACCESS /before"), "the access line before the rotation");
+
+        File.Move(serverLog, serverLog + ".1");
+        File.Move(accessLog, accessLog + ".1");
+        mica.Signal(Libc.SIGUSR1);
+        await Master.WaitUntilAsync(() => File.Exists(serverLog) && File.ReadAllText(serverLog).Contains("Received SIGUSR1: reopened log files"), "the master's line in the new file");
+        // Every worker reopens: new connections, spread over both, all land in the new access log.
+        for (var i = 0; i < 20; i++)
+        {
+            using var fresh = new HttpClient { BaseAddress = client.BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
+            fresh.DefaultRequestHeaders.ConnectionClose = true;
+            Assert.Equal("ok", await fresh.GetStringAsync($"/after{i}"));
+        }
+        await Master.WaitUntilAsync(() => File.Exists(accessLog) && Enumerable.Range(0, 20).All(i => File.ReadAllText(accessLog).Contains($"ACCESS /after{i}\n")),
+            "every later access line in the new file");
+        Assert.DoesNotContain("/after", File.ReadAllText(accessLog + ".1"));
+
+        mica.Signal(Libc.SIGUSR2);
+        await Master.WaitUntilAsync(() => File.ReadAllText(serverLog).Contains("Received SIGUSR2: ignored"), "the SIGUSR2 line");
+        Assert.Equal("ok", await client.GetStringAsync("/still-serving"));
+        Assert.Equal(0, await mica.StopAsync());
+    }
+
     [Fact]
     public async Task The_configs_level_for_mica_filters_the_masters_lines()
     {

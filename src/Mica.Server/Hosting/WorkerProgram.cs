@@ -51,6 +51,15 @@ public static class WorkerProgram
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnStopSignal);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnStopSignal);
         using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, OnStopSignal);
+        Http.AccessLog? accessLog = null;
+        // The master forwards SIGUSR1 (log files moved away by logrotate); SIGUSR2 means nothing here.
+        using var reopen = PosixSignalRegistration.Create((PosixSignal)Native.Libc.SIGUSR1, context =>
+        {
+            context.Cancel = true;
+            Log.Reopen();
+            accessLog?.Reopen();
+        });
+        using var ignored = PosixSignalRegistration.Create((PosixSignal)Native.Libc.SIGUSR2, context => context.Cancel = true);
         _ = WatchMasterAsync(fromMaster, stop);
 
         var drain = new ConnectionDrain();
@@ -58,7 +67,7 @@ public static class WorkerProgram
             ? new Http.StaticFiles(config.StaticMounts, config.StaticDirToFile, config.StaticExpiresSeconds)
             : null;
         var accessDestination = config.LogConfig is { } logConfig ? LogConfig.ParseAccess(logConfig) : LogConfig.AccessDefault;
-        var accessLog = config.AccessLogFormat is { } format && accessDestination.Level is not > LogLevel.Info
+        accessLog = config.AccessLogFormat is { } format && accessDestination.Level is not > LogLevel.Info
             ? new Http.AccessLog(Http.AccessLogFormat.Parse(format), accessDestination)
             : null;
         var forwarding = new Http.ForwardedHeaders(config.ProxyHeaders ? Http.TrustedProxies.Parse(config.ForwardedAllowIps) : null);

@@ -20,17 +20,19 @@ internal sealed class AccessLog
     private const string LoggerName = "mica.access";
 
     private readonly AccessLogFormat _format;
+    private readonly LogConfig _destination;
     private readonly LogFormatter _formatter;
-    private readonly Stream _output;
+    private Stream _output;   // replaced only by the writer thread (Reopen asks it to)
     private readonly ConcurrentQueue<string> _lines = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly Thread _writer;
     private int _wakePending;
-    private volatile bool _completing;
+    private volatile bool _completing, _reopen;
 
     public AccessLog(AccessLogFormat format, LogConfig destination)
     {
         _format = format;
+        _destination = destination;
         _formatter = destination.Formatter();
         _output = destination.OpenOutput();
         _writer = new Thread(WriteLoop) { Name = "mica-access-log", IsBackground = true };
@@ -42,6 +44,13 @@ internal sealed class AccessLog
         var line = _format.Render(entry);
         _lines.Enqueue(_formatter.IsMessageOnly ? line : _formatter.Render(LoggerName, LogLevel.Info, line, entry.Time));
         if (Interlocked.Exchange(ref _wakePending, 1) == 0) _wake.Release();
+    }
+
+    /// <summary>SIGUSR1: the writer opens its file again before its next batch (logrotate moved it away).</summary>
+    public void Reopen()
+    {
+        _reopen = true;
+        _wake.Release();
     }
 
     /// <summary>Writes what is queued and stops the writer (worker shutdown).</summary>
@@ -60,6 +69,12 @@ internal sealed class AccessLog
             _wake.Wait();
             if (!_completing) Thread.Sleep(Gather);
             Volatile.Write(ref _wakePending, 0);   // lines queued from now on wake us again
+            if (_reopen)
+            {
+                _reopen = false;
+                (_output, var error) = _destination.Reopen(_output);
+                if (error is not null) Log.Warning($"cannot reopen the access log file, writing on to the old one: {error}");
+            }
             WriteQueued(batch);
             if (_completing)
             {

@@ -13,7 +13,7 @@ internal static unsafe partial class Libc
     public const int F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1, F_DUPFD_CLOEXEC = 1030;
     public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_APPEND = 0x400, O_CLOEXEC = 0x80000;
     public const int LOCK_EX = 2, LOCK_NB = 4;
-    public const int SIGKILL = 9, SIGTERM = 15;
+    public const int SIGKILL = 9, SIGUSR1 = 10, SIGUSR2 = 12, SIGTERM = 15;
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int eventfd(uint initval, int flags);

@@ -527,7 +527,7 @@ public sealed record WorkerInfo(int Id, int Pid)
 
 public static partial class Libc
 {
-    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGTERM = 15, SIGTTIN = 21, SIGTTOU = 22;
+    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGUSR1 = 10, SIGUSR2 = 12, SIGTERM = 15, SIGTTIN = 21, SIGTTOU = 22;
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int kill(int pid, int sig);
