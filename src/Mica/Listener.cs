@@ -135,6 +135,16 @@ internal sealed class Listener : IDisposable
             return null;
         const int firstFd = 3;   // SD_LISTEN_FDS_START
         var socket = new Socket(new SafeSocketHandle(firstFd, ownsHandle: true));
+        // A unit whose socket went wrong must stop here, in one line, not in every worker.
+        try
+        {
+            if (socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.AcceptConnection) is 0)
+                throw new StartupError($"the socket systemd passed (fd {firstFd}, LISTEN_FDS) is not listening");
+        }
+        catch (SocketException e)
+        {
+            throw new StartupError($"systemd passed fd {firstFd} (LISTEN_FDS), which is not a listening socket: {e.Message}");
+        }
         // Workers are spawned by us, not by systemd: they must not think the sockets are theirs.
         Environment.SetEnvironmentVariable("LISTEN_PID", null);
         Environment.SetEnvironmentVariable("LISTEN_FDS", null);

@@ -131,6 +131,23 @@ public sealed partial class SystemdTests
         await Master.StopAndCheckAsync(mica);
     }
 
+    [Theory]
+    [InlineData("file", "which is not a listening socket")]
+    [InlineData("unlistened", "is not listening")]
+    public async Task Socket_activation_with_a_bad_fd_3_is_one_line_and_exit_1(string passing, string reason)
+    {
+        var helper = Path.Combine(MicaProcess.AppsDir, "socket_activation.py");
+        await using var mica = await MicaProcess.LaunchViaAsync([MicaProcess.Python, helper, MicaProcess.MicaBinaryPlaceholder],
+            ["--python", MicaProcess.Python, "--working-dir", MicaProcess.AppsDir, Master.PidApp],
+            new Dictionary<string, string?> { ["SOCKET_ACTIVATION_PASS"] = passing }, raw: true);
+        var exitCode = await mica.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(exitCode == 1, $"exit code {exitCode}\n{mica.Dump()}");
+        var line = Assert.Single(mica.ServerStderrLines);
+        Assert.Contains("[ERROR]", line);
+        Assert.Contains(reason, line);
+        Assert.Empty(mica.SpawnedWorkers);
+    }
+
     [GeneratedRegex(@"ACTIVATION PORT (\d+)")]
     private static partial Regex ActivationPort();
 }
