@@ -63,9 +63,10 @@ internal sealed class Supervisor(ServerOptions options)
     private async Task<int> RunAsync()
     {
         // TLS files are checked before anything else: a bad one is one line and exit 1, not failing workers.
+        Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions? https = null;
         if (options.Tls is { } tls)
         {
-            try { TlsSetup.Load(tls); }
+            try { https = TlsSetup.Load(tls); }
             catch (StartupException e) { throw new StartupError(e.Message); }
         }
         _workerEnvironment = EnvFiles.Load(options.EnvFiles);
@@ -78,7 +79,7 @@ internal sealed class Supervisor(ServerOptions options)
         _listener = listener;
         using var exporter = options.Metrics ? MetricsExporter.Start(options.MetricsAddress, options.MetricsPort) : null;
         _exporter = exporter;
-        using var errorPage = IgnoreWorkerFailures ? new ErrorResponder(listener) : null;
+        using var errorPage = IgnoreWorkerFailures ? new ErrorResponder(listener, https) : null;
         _errorPage = errorPage;
         _python = FindPython();
         Log.Info($"Starting Mica {Cli.MicaCommand.Version}");

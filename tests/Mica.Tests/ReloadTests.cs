@@ -41,6 +41,29 @@ public sealed class ReloadBreakFixTests
     }
 
     [Fact]
+    public async Task Over_TLS_the_503_page_is_served_over_TLS_too()
+    {
+        var pki = await TestPki.GetAsync();
+        using var project = new ReloadProject(ReloadApps.Asgi("v1"));
+        project.Write("main.py", BrokenApp.For(Breakage.SyntaxError, project.MainPy).Source);
+        await using var mica = await project.LaunchAsync(options: ["--ssl-certificate", pki.ServerCert, "--ssl-keyfile", pki.ServerKey]);
+        await mica.WaitForStderrAsync("Waiting for a change to the sources", WorkerTimeout);
+
+        var page = await Curl.RunAsync("--cacert", pki.CaCert, $"https://127.0.0.1:{mica.Port}/");
+        Assert.True(page.ExitCode == 0 && page.Status == 503, page.ToString());
+        Assert.Contains("SyntaxError", page.BodyText);
+        var plain = await Curl.RunAsync($"http://127.0.0.1:{mica.Port}/");
+        Assert.NotEqual(503, plain.Status);   // plain HTTP on the TLS port gets no page
+
+        var mark = mica.Mark();
+        project.Write("main.py", ReloadApps.Asgi("v2"));
+        await mica.WaitForReadyWorkersAsync(1, WorkerTimeout, after: mark);
+        var fixedPage = await Curl.RunAsync("--cacert", pki.CaCert, $"https://127.0.0.1:{mica.Port}/");
+        Assert.True(fixedPage.Status == 200 && fixedPage.BodyText.Contains("v2"), fixedPage.ToString());
+        await Master.StopAndCheckAsync(mica);
+    }
+
+    [Fact]
     public async Task Every_break_gets_the_503_page_not_only_the_first_one()
     {
         using var project = new ReloadProject(ReloadApps.Asgi("v0"));

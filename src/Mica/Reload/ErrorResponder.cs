@@ -1,10 +1,12 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.RegularExpressions;
 using Mica.Server.Hosting;
 using Mica.Server.Native;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace Mica.Reload;
 
@@ -14,13 +16,14 @@ namespace Mica.Reload;
 /// worker reported: an HTML page (exception, file:line, traceback) that reloads itself every second
 /// for browsers, plain text for everything else, <c>Retry-After: 1</c>. No Python involved, so the
 /// developer sees the error instead of a refused or hanging connection, and the page recovers by
-/// itself once a save fixes the code. Paused as soon as a worker is ready.
+/// itself once a save fixes the code. Paused as soon as a worker is ready. Over TLS it speaks TLS
+/// too, with the server's certificate (and its client-certificate rule), as the workers would.
 ///
 /// One duplicate of the listening socket serves the master's whole life: closing a duplicate does
 /// not remove it from the runtime's epoll set (the socket itself stays open through the original
 /// descriptor), so a second duplicate on the same number would never be polled.
 /// </summary>
-internal sealed partial class ErrorResponder(Listener listener) : IDisposable
+internal sealed partial class ErrorResponder(Listener listener, HttpsConnectionAdapterOptions? tls) : IDisposable
 {
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(5);
 
@@ -67,33 +70,55 @@ internal sealed partial class ErrorResponder(Listener listener) : IDisposable
         }
     }
 
-    private static async Task AnswerAsync(Socket client, byte[] html, byte[] text)
+    private async Task AnswerAsync(Socket client, byte[] html, byte[] text)
     {
         using (client)
         {
             try
             {
                 using var timeout = new CancellationTokenSource(ReadTimeout);
-                var head = await ReadHeadAsync(client, timeout.Token);
+                await using var stream = await OpenAsync(client, timeout.Token);
+                var head = await ReadHeadAsync(stream, timeout.Token);
                 var wantsHtml = AcceptsHtml().IsMatch(head);
-                await client.SendAsync(wantsHtml ? html : text, SocketFlags.None, timeout.Token);
+                await stream.WriteAsync(wantsHtml ? html : text, timeout.Token);
+                await stream.FlushAsync(timeout.Token);
                 client.Shutdown(SocketShutdown.Both);
             }
-            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException
+                                          or System.Security.Authentication.AuthenticationException)
             {
-                // A client that is slow or gone gets nothing more; the master carries on.
+                // A client that is slow, gone or refused by TLS gets nothing more; the master carries on.
             }
         }
     }
 
+    /// <summary>The connection's stream: the socket's, or TLS over it when the server has a certificate.</summary>
+    private async Task<Stream> OpenAsync(Socket client, CancellationToken cancellation)
+    {
+        var network = new NetworkStream(client, ownsSocket: false);
+        if (tls is null) return network;
+        var secure = new SslStream(network, leaveInnerStreamOpen: false);
+        await secure.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+        {
+            ServerCertificateContext = SslStreamCertificateContext.Create(tls.ServerCertificate!, tls.ServerCertificateChain),
+            EnabledSslProtocols = tls.SslProtocols,
+            ApplicationProtocols = [SslApplicationProtocol.Http11],
+            ClientCertificateRequired = tls.ClientCertificateMode != ClientCertificateMode.NoCertificate,
+            RemoteCertificateValidationCallback = (_, certificate, chain, errors) => certificate is null
+                ? tls.ClientCertificateMode != ClientCertificateMode.RequireCertificate
+                : tls.ClientCertificateValidation?.Invoke(new System.Security.Cryptography.X509Certificates.X509Certificate2(certificate), chain, errors) ?? true,
+        }, cancellation);
+        return secure;
+    }
+
     /// <summary>The request head (up to 16 KiB): enough to see its Accept header.</summary>
-    private static async Task<string> ReadHeadAsync(Socket client, CancellationToken cancellation)
+    private static async Task<string> ReadHeadAsync(Stream client, CancellationToken cancellation)
     {
         var buffer = new byte[16 * 1024];
         var length = 0;
         while (length < buffer.Length)
         {
-            var n = await client.ReceiveAsync(buffer.AsMemory(length), SocketFlags.None, cancellation);
+            var n = await client.ReadAsync(buffer.AsMemory(length), cancellation);
             if (n == 0) break;
             length += n;
             if (buffer.AsSpan(0, length).IndexOf("\r\n\r\n"u8) >= 0) break;

@@ -412,7 +412,7 @@ public sealed partial class MicaProcess : IAsyncDisposable, IDisposable
     [GeneratedRegex(@"worker-\d+ \(pid \d+\) ready")]
     private static partial Regex ReadyPattern();
 
-    [GeneratedRegex(@"Listening at: http://\[?(?<host>[^\]/]+?)\]?:(?<port>\d+)")]
+    [GeneratedRegex(@"Listening at: https?://\[?(?<host>[^\]/]+?)\]?:(?<port>\d+)")]
     private static partial Regex ListeningPattern();
 
     [GeneratedRegex(@"Spawned worker-(?<id>\d+) \(pid (?<pid>\d+)\)")]
