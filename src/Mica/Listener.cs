@@ -21,9 +21,11 @@ internal sealed class Listener : IDisposable
     private const int SolSocket = 1, SoReuseAddr = 2;
 
     private readonly Socket _socket;
-    private readonly string? _unixPath;   // removed on Dispose
+    private readonly string? _unixPath;   // removed on Dispose when ours
 
     public int Fd { get; }
+
+    private readonly bool _ownsPath;   // a socket file we bound is ours to remove; systemd's is not
 
     /// <summary>The socket file's path for a Unix domain socket, else null.</summary>
     public string? UnixPath => _unixPath;
@@ -31,10 +33,11 @@ internal sealed class Listener : IDisposable
     /// <summary>For the log: <c>http://host:port</c>, or <c>unix:PATH</c>.</summary>
     public string Url { get; }
 
-    private Listener(Socket socket, string? unixPath = null)
+    private Listener(Socket socket, string? unixPath = null, bool ownsPath = true)
     {
         _socket = socket;
         _unixPath = unixPath;
+        _ownsPath = ownsPath;
         Url = unixPath is not null ? $"unix:{unixPath}" : socket.LocalEndPoint switch
         {
             IPEndPoint { AddressFamily: AddressFamily.InterNetworkV6 } ip => $"http://[{ip.Address}]:{ip.Port}",
@@ -148,13 +151,16 @@ internal sealed class Listener : IDisposable
         // Workers are spawned by us, not by systemd: they must not think the sockets are theirs.
         Environment.SetEnvironmentVariable("LISTEN_PID", null);
         Environment.SetEnvironmentVariable("LISTEN_FDS", null);
-        return new Listener(socket);
+        // A Unix socket is served as one (scope, log line), but its file stays systemd's.
+        return socket.LocalEndPoint is UnixDomainSocketEndPoint unix && unix.ToString() is { Length: > 0 } path
+            ? new Listener(socket, path, ownsPath: false)
+            : new Listener(socket);
     }
 
     public void Dispose()
     {
         _socket.Dispose();
-        if (_unixPath is not null)
+        if (_unixPath is not null && _ownsPath)
         {
             try { File.Delete(_unixPath); }
             catch (IOException) { }

@@ -131,6 +131,26 @@ public sealed partial class SystemdTests
         await Master.StopAndCheckAsync(mica);
     }
 
+    [Fact]
+    public async Task Socket_activation_of_a_unix_socket_serves_it_as_one_and_leaves_its_file_to_systemd()
+    {
+        using var dir = new TempDirectory();
+        var path = Path.Combine(dir.Path, "mica.sock");
+        var helper = Path.Combine(MicaProcess.AppsDir, "socket_activation.py");
+        await using var mica = await MicaProcess.LaunchViaAsync([MicaProcess.Python, helper, MicaProcess.MicaBinaryPlaceholder],
+            ["--python", MicaProcess.Python, "--working-dir", MicaProcess.AppsDir, "scope_echo:app"],
+            new Dictionary<string, string?> { ["SOCKET_ACTIVATION_PASS"] = "unix:" + path }, raw: true);
+        await mica.WaitForStderrAsync(") ready", MicaProcess.ReadyTimeout);
+        Assert.Contains(mica.ServerStderrLines, l => l.EndsWith($"Listening at: unix:{path}", StringComparison.Ordinal));
+
+        var result = await Curl.RunAsync("--unix-socket", path, "http://localhost/x");
+        Assert.True(result.Status == 200, result.ToString());
+        Assert.Equal($"[\"{path}\",null]", result.Json.GetProperty("scope").GetProperty("server").GetRawText().Replace(" ", ""));
+
+        await Master.StopAndCheckAsync(mica);
+        Assert.True(File.Exists(path), "the socket file systemd made was removed");
+    }
+
     [Theory]
     [InlineData("file", "which is not a listening socket")]
     [InlineData("unlistened", "is not listening")]

@@ -7,7 +7,8 @@ Binds a listening TCP socket on 127.0.0.1 (any free port), prints "ACTIVATION PO
 process's pid, then execs MICA_BINARY with ARGS: exec keeps the pid, so mica sees LISTEN_PID as its own.
 
 With SOCKET_ACTIVATION_PASS=file, fd 3 is /dev/null instead (a unit whose socket went wrong); with
-SOCKET_ACTIVATION_PASS=unlistened, a TCP socket that is bound but not listening.
+SOCKET_ACTIVATION_PASS=unlistened, a TCP socket that is bound but not listening; with
+SOCKET_ACTIVATION_PASS=unix:PATH, a Unix socket listening at PATH (then the port printed is 0).
 """
 
 import os
@@ -17,6 +18,11 @@ import sys
 passing = os.environ.pop("SOCKET_ACTIVATION_PASS", "socket")
 if passing == "file":
     fd, port = os.open("/dev/null", os.O_RDONLY), 0
+elif passing.startswith("unix:"):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(passing[len("unix:"):])
+    sock.listen(128)
+    fd, port = sock.detach(), 0
 else:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
