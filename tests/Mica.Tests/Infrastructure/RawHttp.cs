@@ -113,18 +113,27 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
     }
 
     /// <summary>True when the server closes the connection (end of stream or reset) within <paramref name="within"/>; data read meanwhile is discarded.</summary>
-    public async Task<bool> WaitClosedAsync(TimeSpan within)
+    public async Task<bool> WaitClosedAsync(TimeSpan within) => await ReadUntilClosedAsync(within) is not null;
+
+    /// <summary>
+    /// Everything still unread when the server closes the connection (end of stream or reset)
+    /// within <paramref name="within"/>; null if it is still open then.
+    /// </summary>
+    public async Task<byte[]?> ReadUntilClosedAsync(TimeSpan within)
     {
+        using var all = new MemoryStream();
+        all.Write(_buffer, _start, _end - _start);
         _start = _end = 0;
         using var cts = new CancellationTokenSource(within);
         var scratch = new byte[16 * 1024];
         try
         {
-            while (await _stream.ReadAsync(scratch, cts.Token) > 0) { }
-            return true;
+            int n;
+            while ((n = await _stream.ReadAsync(scratch, cts.Token)) > 0) all.Write(scratch, 0, n);
         }
-        catch (OperationCanceledException) { return false; }
-        catch (IOException) { return true; }
+        catch (OperationCanceledException) { return null; }
+        catch (IOException) { }
+        return all.ToArray();
     }
 
     /// <summary>Everything until the server closes the connection (bounded by <see cref="Timeout"/>).</summary>
