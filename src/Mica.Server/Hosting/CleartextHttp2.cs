@@ -64,10 +64,12 @@ internal static class CleartextHttp2
                 if (length == Preface.Length) MarkHttp2(connection);
                 break;
             }
-            // HTTP/1.1: an h2c upgrade needs the whole head of the first request.
+            // HTTP/1.1: an h2c upgrade needs the whole head of the first request. A head with a
+            // bare LF is none (H2cRequest takes CRLF lines only), and may never hold "\r\n\r\n":
+            // Kestrel has it at once.
             var reader = new SequenceReader<byte>(buffer);
             var complete = reader.TryReadTo(out ReadOnlySequence<byte> _, "\r\n\r\n"u8, advancePastDelimiter: true);
-            if (!complete && buffer.Length < MaxUpgradeHead && !read.IsCompleted)
+            if (!complete && buffer.Length < MaxUpgradeHead && !read.IsCompleted && !HasBareLineFeed(buffer))
             {
                 input.AdvanceTo(buffer.Start, buffer.End);
                 continue;
@@ -85,6 +87,19 @@ internal static class CleartextHttp2
         }
         await next(connection);
     };
+
+    private static bool HasBareLineFeed(ReadOnlySequence<byte> buffer)
+    {
+        byte previous = 0;
+        foreach (var segment in buffer)
+        {
+            var span = segment.Span;
+            for (var start = 0; span[start..].IndexOf((byte)'\n') is var found and >= 0; start += found + 1)
+                if ((start + found > 0 ? span[start + found - 1] : previous) != '\r') return true;
+            if (span.Length > 0) previous = span[^1];
+        }
+        return false;
+    }
 
     private static void MarkHttp2(ConnectionContext connection)
     {
