@@ -27,8 +27,11 @@ internal readonly ref struct RequestTarget
     public static RequestTarget Of(IHttpRequestFeature request)
     {
         var target = request.RawTarget;
-        if (target.Length == 0 || target[0] != '/')
-            target = request.Path + request.QueryString;   // absolute-form or '*': use what Kestrel parsed
+        // Absolute-form ("http://host/path"): the path and query Kestrel took from it. The other
+        // forms are given as sent: '*' (OPTIONS) and a CONNECT's "host:port", as uvicorn and
+        // Granian do, so that the app cannot take them for "/".
+        if (target.Length > 0 && target[0] != '/' && target.Contains("://", StringComparison.Ordinal))
+            target = request.Path + request.QueryString;
         if (target.Length == 0) target = "/";
         var q = target.IndexOf('?');
         return q < 0 ? new RequestTarget(target, [], false) : new RequestTarget(target.AsSpan(0, q), target.AsSpan(q + 1), true);
