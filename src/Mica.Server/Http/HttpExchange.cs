@@ -233,8 +233,16 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         Response.StatusCode = step.Status;
         if (step.Reason is not null) Response.ReasonPhrase = step.Reason;
         HeaderBlock.ApplyTo(Response.Headers, step.Headers.AsSpan(0, step.HeadersLength));
-        if (!services.KeepAlive) Response.Headers.Connection = "close";
+        if (!services.KeepAlive || IsTunnelAccepted) Response.Headers.Connection = "close";
     }
+
+    /// <summary>
+    /// A 2xx to an HTTP/1 CONNECT tells the client (and any proxy) that the connection is now a
+    /// tunnel (RFC 9110 §9.3.6). Mica has no tunnels, so the connection must end with the response:
+    /// otherwise what the client sends into "the tunnel" would be read as further requests.
+    /// </summary>
+    private bool IsTunnelAccepted =>
+        Response.StatusCode is >= 200 and < 300 && HttpMethods.IsConnect(Request.Method) && Request.Protocol != "HTTP/2";
 
     private async ValueTask WriteFinalAsync(ResponseStep step)
     {
