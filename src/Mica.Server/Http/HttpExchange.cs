@@ -47,6 +47,12 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     protected bool HasRead, BodyComplete;
     /// <summary>The client sent <c>Expect: 100-continue</c>: nothing of the body was read before dispatch.</summary>
     protected bool ExpectsContinue;
+    /// <summary>
+    /// The status that answers a request whose body could not be read because of the request
+    /// itself (<see cref="OnBodyReadFailed"/>); 0 while the body is fine, or when the client is
+    /// simply gone.
+    /// </summary>
+    private int _bodyFailureStatus;
 
     private static long StartTime(ExchangeServices services)
     {
@@ -100,6 +106,12 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         try
         {
             PreReadBody();
+            if (_bodyFailureStatus != 0)
+            {
+                // What arrived with the head already shows the body malformed: the app never sees it.
+                await FailResponseAsync();
+                return;
+            }
             await using var abort = Lifetime.RequestAborted.UnsafeRegister(static state => ((HttpExchange)state!).OnAborted(), this);
             Dispatch();
 
@@ -130,8 +142,13 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
                     if (step.Kind == StepKind.Continue)
                     {
                         // A read that takes nothing: Kestrel sends "100 Continue" now if the
-                        // response has not started, between this task's writes.
-                        if (BodyReader.TryRead(out var peeked)) BodyReader.AdvanceTo(peeked.Buffer.Start);
+                        // response has not started, between this task's writes. (A failure shows
+                        // again in the app's own read.)
+                        try
+                        {
+                            if (BodyReader.TryRead(out var peeked)) BodyReader.AdvanceTo(peeked.Buffer.Start);
+                        }
+                        catch (IOException) { }
                         OnContinueHandled();
                         continue;
                     }
@@ -217,12 +234,37 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
             ExpectsContinue = true;
             return;
         }
-        if (BodyReader.TryRead(out var read))
+        try
         {
-            LastRead = read;
-            HasRead = true;
+            if (BodyReader.TryRead(out var read))
+            {
+                LastRead = read;
+                HasRead = true;
+            }
+        }
+        catch (IOException e)
+        {
+            OnBodyReadFailed(e);   // a client already gone is left to the app's first read to find
         }
     }
+
+    /// <summary>
+    /// A read of the request body threw. Kestrel's <see cref="BadHttpRequestException"/> says the
+    /// request is at fault, and with which status: a malformed chunked body or one cut short (400),
+    /// one over <c>--limit-request-body</c> (413); its chunk parser reports a size too big to hold
+    /// as an <see cref="IOException"/> over an <see cref="OverflowException"/>, a malformed body
+    /// too. The request then gets that status and its connection is closed, whatever the app did
+    /// with the failed read, unless the response has started. Anything else: the client is gone.
+    /// </summary>
+    protected void OnBodyReadFailed(Exception e) => _bodyFailureStatus = e switch
+    {
+        BadHttpRequestException bad => bad.StatusCode,
+        IOException { InnerException: OverflowException } => StatusCodes.Status400BadRequest,
+        _ => 0,
+    };
+
+    /// <summary>The body could not be read because of the request itself (<see cref="OnBodyReadFailed"/>).</summary>
+    protected bool BodyMalformed => _bodyFailureStatus != 0;
 
     private bool StatusAllowsBody => Response.StatusCode is not (< 200 or 204 or 304);
 
@@ -233,7 +275,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         Response.StatusCode = step.Status;
         if (step.Reason is not null) Response.ReasonPhrase = step.Reason;
         HeaderBlock.ApplyTo(Response.Headers, step.Headers.AsSpan(0, step.HeadersLength));
-        if (!services.KeepAlive || IsTunnelAccepted) Response.Headers.Connection = "close";
+        if (!services.KeepAlive || IsTunnelAccepted || BodyMalformed) Response.Headers.Connection = "close";
     }
 
     /// <summary>
@@ -297,6 +339,11 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         }
     }
 
+    /// <summary>
+    /// No (complete) response from the app: the failure status (<see cref="FailureStatus"/>, or the
+    /// one a malformed body calls for, which also closes the connection); an abort if the response
+    /// has started.
+    /// </summary>
     private async ValueTask FailResponseAsync()
     {
         if (Response.HasStarted)
@@ -304,14 +351,14 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
             Lifetime.Abort();
             return;
         }
-        var status = FailureStatus;
-        var body = status == 500 ? InternalServerError : Forbidden;
+        var status = BodyMalformed ? _bodyFailureStatus : FailureStatus;
+        var body = status switch { 500 => InternalServerError, 403 => Forbidden, _ => [] };
         Response.StatusCode = status;
         Response.ReasonPhrase = null;
         Response.Headers.Clear();
-        Response.Headers.ContentType = "text/plain; charset=utf-8";
+        if (body.Length > 0) Response.Headers.ContentType = "text/plain; charset=utf-8";
         Response.Headers.ContentLength = body.Length;
-        if (!services.KeepAlive) Response.Headers.Connection = "close";
-        if (!HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(body);
+        if (!services.KeepAlive || BodyMalformed) Response.Headers.Connection = "close";
+        if (body.Length > 0 && !HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(body);
     }
 }
