@@ -191,10 +191,6 @@ internal static partial class H2cRequest
         "connection", "upgrade", "http2-settings", "keep-alive", "proxy-connection", "transfer-encoding", "host",
     };
 
-    // RFC 9110 §5.6.2's tchar: what a method and a field name are made of.
-    private static readonly SearchValues<char> TokenChars =
-        SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
-
     // A target's characters: visible ASCII.
     private static readonly SearchValues<char> TargetChars = SearchValues.Create(
         string.Concat(Enumerable.Range(0x21, 0x7E - 0x20).Select(c => (char)c)));
@@ -218,12 +214,12 @@ internal static partial class H2cRequest
         var lines = text.Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
         var requestLine = lines[0].Split(' ');
         if (requestLine.Length != 3 || requestLine[2] != "HTTP/1.1" || !requestLine[1].StartsWith('/')
-            || !IsToken(requestLine[0]) || requestLine[1].AsSpan().ContainsAnyExcept(TargetChars)) return false;
+            || !Http.Token.IsValid(requestLine[0]) || requestLine[1].AsSpan().ContainsAnyExcept(TargetChars)) return false;
         var headers = new List<(string Name, string Value)>();
         foreach (var line in lines.Skip(1))
         {
             var colon = line.IndexOf(':');
-            if (colon <= 0 || !IsToken(line.AsSpan(0, colon))) return false;
+            if (colon <= 0 || !Http.Token.IsValid(line.AsSpan(0, colon))) return false;
             var value = line[(colon + 1)..].Trim([' ', '\t']);
             if (value.AsSpan().ContainsAnyExcept(ValueChars)) return false;
             headers.Add((line[..colon].ToLowerInvariant(), value));
@@ -261,8 +257,6 @@ internal static partial class H2cRequest
     /// <summary>A host name or address and an optional port: all an upgrade needs (anything else stays HTTP/1.1).</summary>
     [GeneratedRegex(@"^(?:[A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")]
     private static partial Regex PlainHost();
-
-    private static bool IsToken(ReadOnlySpan<char> text) => text.Length > 0 && !text.ContainsAnyExcept(TokenChars);
 
     /// <summary>HPACK "literal header field without indexing, new name", strings not Huffman-coded.</summary>
     private static void Literal(ArrayBufferWriter<byte> block, string name, string value)

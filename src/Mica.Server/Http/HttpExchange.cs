@@ -48,11 +48,11 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     /// <summary>The client sent <c>Expect: 100-continue</c>: nothing of the body was read before dispatch.</summary>
     protected bool ExpectsContinue;
     /// <summary>
-    /// The status that answers a request whose body could not be read because of the request
-    /// itself (<see cref="OnBodyReadFailed"/>); 0 while the body is fine, or when the client is
-    /// simply gone.
+    /// The status that answers a request the client got wrong: an invalid field name, a body that
+    /// could not be read because of the request itself (<see cref="OnBodyReadFailed"/>). 0 while
+    /// the request is fine, and when the client is simply gone.
     /// </summary>
-    private int _bodyFailureStatus;
+    private int _badRequestStatus;
 
     private static long StartTime(ExchangeServices services)
     {
@@ -105,10 +105,12 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         var broken = false;   // once the response failed, the remaining steps are only acknowledged
         try
         {
-            PreReadBody();
-            if (_bodyFailureStatus != 0)
+            if (!Token.AllNamesValid(Request.Headers)) _badRequestStatus = StatusCodes.Status400BadRequest;
+            else PreReadBody();
+            if (IsBadRequest)
             {
-                // What arrived with the head already shows the body malformed: the app never sees it.
+                // An invalid field name, or a body already shown malformed by what arrived with the
+                // head: the app never sees the request.
                 await FailResponseAsync();
                 return;
             }
@@ -256,15 +258,15 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     /// too. The request then gets that status and its connection is closed, whatever the app did
     /// with the failed read, unless the response has started. Anything else: the client is gone.
     /// </summary>
-    protected void OnBodyReadFailed(Exception e) => _bodyFailureStatus = e switch
+    protected void OnBodyReadFailed(Exception e) => _badRequestStatus = e switch
     {
         BadHttpRequestException bad => bad.StatusCode,
         IOException { InnerException: OverflowException } => StatusCodes.Status400BadRequest,
         _ => 0,
     };
 
-    /// <summary>The body could not be read because of the request itself (<see cref="OnBodyReadFailed"/>).</summary>
-    protected bool BodyMalformed => _bodyFailureStatus != 0;
+    /// <summary>The client got the request wrong (see <see cref="_badRequestStatus"/>).</summary>
+    private bool IsBadRequest => _badRequestStatus != 0;
 
     private bool StatusAllowsBody => Response.StatusCode is not (< 200 or 204 or 304);
 
@@ -275,7 +277,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         Response.StatusCode = step.Status;
         if (step.Reason is not null) Response.ReasonPhrase = step.Reason;
         HeaderBlock.ApplyTo(Response.Headers, step.Headers.AsSpan(0, step.HeadersLength));
-        if (!services.KeepAlive || IsTunnelAccepted || BodyMalformed) Response.Headers.Connection = "close";
+        if (!services.KeepAlive || IsTunnelAccepted || IsBadRequest) Response.Headers.Connection = "close";
     }
 
     /// <summary>
@@ -341,8 +343,8 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
 
     /// <summary>
     /// No (complete) response from the app: the failure status (<see cref="FailureStatus"/>, or the
-    /// one a malformed body calls for, which also closes the connection); an abort if the response
-    /// has started.
+    /// one a bad request calls for, which also closes the connection); an abort if the response has
+    /// started.
     /// </summary>
     private async ValueTask FailResponseAsync()
     {
@@ -351,14 +353,14 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
             Lifetime.Abort();
             return;
         }
-        var status = BodyMalformed ? _bodyFailureStatus : FailureStatus;
+        var status = IsBadRequest ? _badRequestStatus : FailureStatus;
         var body = status switch { 500 => InternalServerError, 403 => Forbidden, _ => [] };
         Response.StatusCode = status;
         Response.ReasonPhrase = null;
         Response.Headers.Clear();
         if (body.Length > 0) Response.Headers.ContentType = "text/plain; charset=utf-8";
         Response.Headers.ContentLength = body.Length;
-        if (!services.KeepAlive || BodyMalformed) Response.Headers.Connection = "close";
+        if (!services.KeepAlive || IsBadRequest) Response.Headers.Connection = "close";
         if (body.Length > 0 && !HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(body);
     }
 }
