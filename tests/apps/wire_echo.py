@@ -34,7 +34,7 @@ async def app(scope, receive, send):
     te = [v.decode("latin-1") for k, v in scope["headers"] if k == b"transfer-encoding"]
     query = scope["query_string"].decode("latin-1")
     target = quote(scope["path"], safe="/*:@!$&'()+,;=") + ("?" + query if query else "")
-    body = b""
+    body = bytearray()
     if scope["path"] != "/noread":
         _announce(scope["method"], target, query)
         while True:
@@ -47,7 +47,7 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"x-echo", _echo(scope["method"], target, len(body), _joined(cl), _joined(te))),
                             (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": bytes(body)})
 
 
 def wsgi(environ, start_response):

@@ -34,23 +34,34 @@ internal static class CleartextHttp2
     /// <summary>A first request head bigger than this is left to Kestrel as HTTP/1.1.</summary>
     private const int MaxUpgradeHead = 8 * 1024;
 
-    /// <param name="headTimeout">How long the first request's head may take (--http1-header-read-timeout).</param>
-    public static Func<ConnectionDelegate, ConnectionDelegate> Detect(TimeSpan headTimeout) => next => async connection =>
+    /// <param name="idleTimeout">How long the connection may wait for its first byte (--timeout-keep-alive).</param>
+    /// <param name="headTimeout">How long the first request's head may take from its first byte (--http1-header-read-timeout).</param>
+    public static Func<ConnectionDelegate, ConnectionDelegate> Detect(TimeSpan idleTimeout, TimeSpan headTimeout) => next => async connection =>
     {
         var input = connection.Transport.Input;
-        using var deadline = new CancellationTokenSource(headTimeout);
+        using var deadline = new CancellationTokenSource(idleTimeout);
+        var started = false;
         while (true)
         {
             ReadResult read;
             try { read = await input.ReadAsync(deadline.Token); }
             catch (OperationCanceledException)
             {
-                // No whole request head within --http1-header-read-timeout: what Kestrel would do.
-                await connection.Transport.Output.WriteAsync(RequestTimeout);
-                connection.Abort();
+                // What Kestrel does itself: an idle connection is just closed; a request head not
+                // whole within --http1-header-read-timeout gets a 408.
+                if (started)
+                {
+                    await connection.Transport.Output.WriteAsync(RequestTimeout);
+                    connection.Abort();
+                }
                 return;
             }
             var buffer = read.Buffer;
+            if (!started && !buffer.IsEmpty)
+            {
+                started = true;
+                deadline.CancelAfter(headTimeout);
+            }
             var length = (int)Math.Min(buffer.Length, Preface.Length);
             Span<byte> start = stackalloc byte[Preface.Length];
             buffer.Slice(0, length).CopyTo(start);

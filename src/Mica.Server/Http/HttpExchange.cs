@@ -17,6 +17,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
 {
     private static readonly byte[] InternalServerError = "Internal Server Error"u8.ToArray();
     private static readonly byte[] Forbidden = "Forbidden"u8.ToArray();
+    private static readonly byte[] ServiceUnavailable = "Service Unavailable"u8.ToArray();
 
     public IFeatureCollection Features { get; } = features;
     /// <summary>
@@ -69,6 +70,24 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         if (services.StaticFiles?.TryServe(Features) is not { } serving) return null;
         _static = true;
         return serving;
+    }
+
+    /// <summary>
+    /// Kestrel's <c>ProcessRequestAsync</c>, first: a request on a connection beyond
+    /// <c>--limit-concurrency</c> gets 503 and the connection closes, without reaching the app;
+    /// null for any other request.
+    /// </summary>
+    public Task? TryRefuseOverLimit() =>
+        services.ConnectionLimit is not null && Hosting.ConnectionLimit.IsOverLimit(Features) ? RefuseOverLimitAsync() : null;
+
+    private async Task RefuseOverLimitAsync()
+    {
+        Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+        Response.Headers.ContentType = "text/plain; charset=utf-8";
+        Response.Headers.ContentLength = ServiceUnavailable.Length;
+        Response.Headers.Connection = "close";
+        if (!HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(ServiceUnavailable);
+        services.AccessLog?.Record(AccessLogEntry());
     }
 
     /// <summary>

@@ -57,7 +57,7 @@ internal sealed unsafe class WsgiServer : IHttpApplication<WsgiExchange>, IAppSe
         Current = this;
     }
 
-    public Task<KestrelServer> ListenAsync(WorkerConfig config) => KestrelHost.StartAsync(config, this, Services.Drain);
+    public Task<KestrelServer> ListenAsync(WorkerConfig config) => KestrelHost.StartAsync(config, this, Services.Drain, Services.ConnectionLimit);
 
     public void Serve()
     {
@@ -74,7 +74,7 @@ internal sealed unsafe class WsgiServer : IHttpApplication<WsgiExchange>, IAppSe
 
     public WsgiExchange CreateContext(IFeatureCollection contextFeatures) => new(this, contextFeatures);
 
-    public Task ProcessRequestAsync(WsgiExchange context) => context.TryServeStatic() ?? context.RunAsync();
+    public Task ProcessRequestAsync(WsgiExchange context) => context.TryRefuseOverLimit() ?? context.TryServeStatic() ?? context.RunAsync();
 
     public void DisposeContext(WsgiExchange context, Exception? exception) => context.Completed();
 }
