@@ -131,7 +131,7 @@ internal abstract unsafe class LoopServer : IHttpApplication<LoopExchange>, IApp
     /// HTTP/2's extended CONNECT), which the app's accept then uses.
     /// </summary>
     public Task ProcessRequestAsync(LoopExchange context) =>
-        context.TryRefuseOverLimit() ?? context.TryServeStatic() ??
+        context.TryRefuse() ?? context.TryServeStatic() ??
         (_webSockets is not null && context.MayUpgrade ? _webSockets.Invoke(context.AsHttpContext()) : context.RunAsync());
 
     public void DisposeContext(LoopExchange context, Exception? exception) => context.Completed();

@@ -49,11 +49,11 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     /// <summary>The client sent <c>Expect: 100-continue</c>: nothing of the body was read before dispatch.</summary>
     protected bool ExpectsContinue;
     /// <summary>
-    /// The status that answers a request the client got wrong: an invalid field name, a body that
-    /// could not be read because of the request itself (<see cref="OnBodyReadFailed"/>). 0 while
-    /// the request is fine, and when the client is simply gone.
+    /// The status that answers a request whose body could not be read because of the request
+    /// itself (<see cref="OnBodyReadFailed"/>); 0 while the body is fine, and when the client is
+    /// simply gone.
     /// </summary>
-    private int _badRequestStatus;
+    private int _bodyFailureStatus;
 
     private static long StartTime(ExchangeServices services)
     {
@@ -73,20 +73,27 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     }
 
     /// <summary>
-    /// Kestrel's <c>ProcessRequestAsync</c>, first: a request on a connection beyond
-    /// <c>--limit-concurrency</c> gets 503 and the connection closes, without reaching the app;
-    /// null for any other request.
+    /// Kestrel's <c>ProcessRequestAsync</c>, first: a request the app must not see is answered
+    /// here, and its connection closed: 503 on a connection beyond <c>--limit-concurrency</c>; 400
+    /// for a field name that is not a token or a control character in the target, both of which
+    /// Kestrel lets through. Null for any other request.
     /// </summary>
-    public Task? TryRefuseOverLimit() =>
-        services.ConnectionLimit is not null && Hosting.ConnectionLimit.IsOverLimit(Features) ? RefuseOverLimitAsync() : null;
-
-    private async Task RefuseOverLimitAsync()
+    public Task? TryRefuse()
     {
-        Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-        Response.Headers.ContentType = "text/plain; charset=utf-8";
-        Response.Headers.ContentLength = ServiceUnavailable.Length;
+        if (services.ConnectionLimit is not null && Hosting.ConnectionLimit.IsOverLimit(Features))
+            return AnswerWithoutAppAsync(StatusCodes.Status503ServiceUnavailable, ServiceUnavailable);
+        if (!Token.AllNamesValid(Request.Headers) || RequestTarget.HasControlCharacters(Request.RawTarget))
+            return AnswerWithoutAppAsync(StatusCodes.Status400BadRequest, []);
+        return null;
+    }
+
+    private async Task AnswerWithoutAppAsync(int status, byte[] body)
+    {
+        Response.StatusCode = status;
+        if (body.Length > 0) Response.Headers.ContentType = "text/plain; charset=utf-8";
+        Response.Headers.ContentLength = body.Length;
         Response.Headers.Connection = "close";
-        if (!HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(ServiceUnavailable);
+        if (body.Length > 0 && !HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(body);
         services.AccessLog?.Record(AccessLogEntry());
     }
 
@@ -124,12 +131,10 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         var broken = false;   // once the response failed, the remaining steps are only acknowledged
         try
         {
-            if (!Token.AllNamesValid(Request.Headers)) _badRequestStatus = StatusCodes.Status400BadRequest;
-            else PreReadBody();
-            if (IsBadRequest)
+            PreReadBody();
+            if (BodyRefused)
             {
-                // An invalid field name, or a body already shown malformed by what arrived with the
-                // head: the app never sees the request.
+                // What arrived with the head already shows the body malformed: the app never sees it.
                 await FailResponseAsync();
                 return;
             }
@@ -277,15 +282,15 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     /// too. The request then gets that status and its connection is closed, whatever the app did
     /// with the failed read, unless the response has started. Anything else: the client is gone.
     /// </summary>
-    protected void OnBodyReadFailed(Exception e) => _badRequestStatus = e switch
+    protected void OnBodyReadFailed(Exception e) => _bodyFailureStatus = e switch
     {
         BadHttpRequestException bad => bad.StatusCode,
         IOException { InnerException: OverflowException } => StatusCodes.Status400BadRequest,
         _ => 0,
     };
 
-    /// <summary>The client got the request wrong (see <see cref="_badRequestStatus"/>).</summary>
-    private bool IsBadRequest => _badRequestStatus != 0;
+    /// <summary>The body is malformed, or over the limit (see <see cref="_bodyFailureStatus"/>).</summary>
+    private bool BodyRefused => _bodyFailureStatus != 0;
 
     private bool StatusAllowsBody => Response.StatusCode is not (< 200 or 204 or 304);
 
@@ -296,7 +301,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         Response.StatusCode = step.Status;
         if (step.Reason is not null) Response.ReasonPhrase = step.Reason;
         HeaderBlock.ApplyTo(Response.Headers, step.Headers.AsSpan(0, step.HeadersLength));
-        if (!services.KeepAlive || IsTunnelAccepted || IsBadRequest) Response.Headers.Connection = "close";
+        if (!services.KeepAlive || IsTunnelAccepted || BodyRefused) Response.Headers.Connection = "close";
     }
 
     /// <summary>
@@ -372,14 +377,14 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
             Lifetime.Abort();
             return;
         }
-        var status = IsBadRequest ? _badRequestStatus : FailureStatus;
+        var status = BodyRefused ? _bodyFailureStatus : FailureStatus;
         var body = status switch { 500 => InternalServerError, 403 => Forbidden, _ => [] };
         Response.StatusCode = status;
         Response.ReasonPhrase = null;
         Response.Headers.Clear();
         if (body.Length > 0) Response.Headers.ContentType = "text/plain; charset=utf-8";
         Response.Headers.ContentLength = body.Length;
-        if (!services.KeepAlive || IsBadRequest) Response.Headers.Connection = "close";
+        if (!services.KeepAlive || BodyRefused) Response.Headers.Connection = "close";
         if (body.Length > 0 && !HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(body);
     }
 }

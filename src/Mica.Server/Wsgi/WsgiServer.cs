@@ -74,7 +74,7 @@ internal sealed unsafe class WsgiServer : IHttpApplication<WsgiExchange>, IAppSe
 
     public WsgiExchange CreateContext(IFeatureCollection contextFeatures) => new(this, contextFeatures);
 
-    public Task ProcessRequestAsync(WsgiExchange context) => context.TryRefuseOverLimit() ?? context.TryServeStatic() ?? context.RunAsync();
+    public Task ProcessRequestAsync(WsgiExchange context) => context.TryRefuse() ?? context.TryServeStatic() ?? context.RunAsync();
 
     public void DisposeContext(WsgiExchange context, Exception? exception) => context.Completed();
 }
