@@ -105,18 +105,25 @@ public sealed class RequestLimitTests
 /// </summary>
 public sealed class TimeoutTests
 {
-    /// <summary>Sends one byte a second (a header line that never ends) until the server closes; true if it did within <paramref name="within"/>.</summary>
-    private static async Task<bool> TrickleUntilClosedAsync(RawConnection connection, TimeSpan within)
+    /// <summary>
+    /// Sends <paramref name="everySecond"/> once a second until the server closes: what it sent
+    /// before, or null if it had not closed within <paramref name="within"/>.
+    /// </summary>
+    private static async Task<byte[]?> TrickleUntilClosedAsync(RawConnection connection, byte[] everySecond, TimeSpan within)
     {
-        var closed = connection.WaitClosedAsync(within);
+        var closed = connection.ReadUntilClosedAsync(within);
         while (!closed.IsCompleted)
         {
-            try { await connection.SendAsync("a"u8.ToArray()); }
+            try { await connection.SendAsync(everySecond); }
             catch (IOException) { break; }   // closed (reset) meanwhile
             await Task.WhenAny(closed, Task.Delay(TimeSpan.FromSeconds(1)));
         }
         return await closed;
     }
+
+    /// <summary>A byte a second of a header line that never ends: true if the server closed within <paramref name="within"/>.</summary>
+    private static async Task<bool> TrickleHeaderUntilClosedAsync(RawConnection connection, TimeSpan within) =>
+        await TrickleUntilClosedAsync(connection, "a"u8.ToArray(), within) is not null;
 
     [Theory]
     [InlineData("auto")]
@@ -127,7 +134,7 @@ public sealed class TimeoutTests
         await using var connection = await RawConnection.ConnectAsync(mica);
         var clock = Stopwatch.StartNew();
         await connection.SendAsync("GET /slow HTTP/1.1\r\nHost: x\r\nX-Slow: ");
-        Assert.True(await TrickleUntilClosedAsync(connection, TimeSpan.FromSeconds(8)),
+        Assert.True(await TrickleHeaderUntilClosedAsync(connection, TimeSpan.FromSeconds(8)),
             "a client sending a byte a second kept its connection 8 s past a 2 s header read timeout");
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1.5), $"cut off after {clock.Elapsed.TotalSeconds:0.0} s, before the timeout");
     }
@@ -151,7 +158,7 @@ public sealed class TimeoutTests
                     await c.SendAsync($"GET /slow{batch + i} HTTP/1.1\r\nHost: x\r\nX-Slow: ");
                     return c;
                 })));
-            var trickling = slow.Select(c => TrickleUntilClosedAsync(c, TimeSpan.FromSeconds(20))).ToList();
+            var trickling = slow.Select(c => TrickleHeaderUntilClosedAsync(c, TimeSpan.FromSeconds(20))).ToList();
 
             var clock = Stopwatch.StartNew();
             using (var client = mica.CreateClient(TimeSpan.FromSeconds(5)))
@@ -216,14 +223,7 @@ public sealed class TimeoutTests
         await connection.SendAsync("POST /upload?announce HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
         await mica.WaitForStdoutAsync("reading the body of POST /upload?announce");
         var clock = Stopwatch.StartNew();
-        var closed = connection.ReadUntilClosedAsync(TimeSpan.FromSeconds(15));
-        while (!closed.IsCompleted)   // 500 bytes a second: below 1000, above the default 240
-        {
-            try { await connection.SendAsync(new byte[500]); }
-            catch (IOException) { break; }
-            await Task.WhenAny(closed, Task.Delay(TimeSpan.FromSeconds(1)));
-        }
-        var answer = await closed;
+        var answer = await TrickleUntilClosedAsync(connection, new byte[500], TimeSpan.FromSeconds(15));   // below 1000, above the default 240
         Assert.True(answer is not null, "an upload at 500 B/s was still going 15 s on, with --min-request-body-rate 1000");
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(4), $"cut off after {clock.Elapsed.TotalSeconds:0.0} s, within the 5 s grace");
         // Kestrel's verdict is a 408 (Request Timeout), as its own answer when the app has not responded.
