@@ -228,3 +228,27 @@ public sealed class Http1CorpusFormatTests
     public void A_malformed_case_is_refused(params string[] lines) =>
         Assert.Throws<InvalidDataException>(() => Infrastructure.Http1Corpus.Parse("t.http", lines).ToList());
 }
+
+/// <summary>The fuzzer's cases are reproducible, and print as corpus text that reads back as the same bytes.</summary>
+public sealed class Http1FuzzerTests
+{
+    [Fact]
+    public void A_case_is_the_same_bytes_for_the_same_seed_and_index()
+    {
+        var a = new Infrastructure.Http1Fuzzer(null!, 7);
+        var b = new Infrastructure.Http1Fuzzer(null!, 7);
+        for (var i = 0; i < 200; i++) Assert.Equal(a.Case(i), b.Case(i));
+        Assert.NotEqual(a.Case(1), new Infrastructure.Http1Fuzzer(null!, 8).Case(1));
+    }
+
+    [Fact]
+    public void Escaped_bytes_read_back_as_the_same_bytes()
+    {
+        var fuzzer = new Infrastructure.Http1Fuzzer(null!, 11);
+        for (var i = 0; i < 500; i++)
+        {
+            var bytes = fuzzer.Case(i);
+            Assert.Equal(bytes, Infrastructure.Http1Corpus.Unescape(Infrastructure.Http1Corpus.Escape(bytes), m => new InvalidDataException(m)));
+        }
+    }
+}

@@ -14,6 +14,11 @@ that a test can send the rest of a request once the app is waiting for it.
 from urllib.parse import quote
 
 
+def _target(path, query):
+    """The path and query percent-encoded where they hold what a header value cannot."""
+    return quote(path, safe="/*:@!$&'()+,;=") + ("?" + quote(query, safe="/*:@!$&'()+,;=?%") if query else "")
+
+
 def _echo(method, target, length, cl, te):
     return f"{method} {target} len={length} cl={cl} te={te}".encode("latin-1")
 
@@ -33,7 +38,7 @@ async def app(scope, receive, send):
     cl = [v.decode("latin-1") for k, v in scope["headers"] if k == b"content-length"]
     te = [v.decode("latin-1") for k, v in scope["headers"] if k == b"transfer-encoding"]
     query = scope["query_string"].decode("latin-1")
-    target = quote(scope["path"], safe="/*:@!$&'()+,;=") + ("?" + query if query else "")
+    target = _target(scope["path"], query)
     body = bytearray()
     if scope["path"] != "/noread":
         _announce(scope["method"], target, query)
@@ -55,7 +60,7 @@ def wsgi(environ, start_response):
     te = environ.get("HTTP_TRANSFER_ENCODING")
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     query = environ.get("QUERY_STRING", "")
-    target = quote(path.encode("latin-1").decode("utf-8", "replace"), safe="/*:@!$&'()+,;=") + ("?" + query if query else "")
+    target = _target(path.encode("latin-1").decode("utf-8", "replace"), query)
     body = b""
     if path != "/noread":
         _announce(environ["REQUEST_METHOD"], target, query)

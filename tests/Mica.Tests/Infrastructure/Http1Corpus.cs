@@ -240,7 +240,7 @@ public static class Http1Corpus
         {
             var rest = await connection.ReadUntilClosedAsync(Bound);
             Assert.True(rest is not null, $"the server kept the connection open for {Bound.TotalSeconds} s after the answer\n{Context()}");
-            Assert.True(rest.Length == 0, $"the server sent more than expected before closing: '{Escape(rest)}'\n{Context()}");
+            Assert.True(rest.Length == 0, $"the server sent more than expected before closing: '{Excerpt(rest)}'\n{Context()}");
             if (lastFinal is not null)
                 Assert.True(lastFinal.Header("connection")?.Contains("close", StringComparison.OrdinalIgnoreCase) == true,
                     $"the server closed the connection without saying Connection: close in its last response\n{Context()}");
@@ -264,17 +264,39 @@ public static class Http1Corpus
     }
 
     private static string Describe(Expect e) =>
-        $"{e.Status}{(e.Echo is null ? " (not from the app)" : " " + e.Echo)}{(e.Body is null ? "" : $" \"{Escape(e.Body)}\"")}";
+        $"{e.Status}{(e.Echo is null ? " (not from the app)" : " " + e.Echo)}{(e.Body is null ? "" : $" \"{Excerpt(e.Body)}\"")}";
 
     private static string Describe(RawResponse r) =>
-        $"{r.Status}{(r.Header("x-echo") is { } echo ? " " + echo : " (not from the app)")} \"{Escape(r.Body)}\"{(r.Header("connection") is { } conn ? $" [Connection: {conn}]" : "")}";
+        $"{r.Status}{(r.Header("x-echo") is { } echo ? " " + echo : " (not from the app)")} \"{Excerpt(r.Body)}\"{(r.Header("connection") is { } conn ? $" [Connection: {conn}]" : "")}";
 
-    private static string Escape(byte[] bytes)
+    /// <summary>At most 200 bytes of <paramref name="bytes"/>, escaped, for a message.</summary>
+    private static string Excerpt(byte[] bytes) =>
+        bytes.Length <= 200 ? Escape(bytes) : $"{Escape(bytes.AsSpan(0, 200))}... ({bytes.Length} bytes)";
+
+    /// <summary>
+    /// The bytes written with this format's escapes (runs of 8 or more as a repetition), so that
+    /// any request, a fuzzer's finding say, can be pasted into a case.
+    /// </summary>
+    public static string Escape(ReadOnlySpan<byte> bytes)
     {
         var text = new StringBuilder();
-        foreach (var b in bytes.Take(200))
-            text.Append(b switch { (byte)'\r' => "\\r", (byte)'\n' => "\\n", < 0x20 or >= 0x7F => $"\\x{b:X2}", _ => ((char)b).ToString() });
-        if (bytes.Length > 200) text.Append($"... ({bytes.Length} bytes)");
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            var run = 1;
+            while (i + run < bytes.Length && bytes[i + run] == bytes[i]) run++;
+            var one = bytes[i] switch
+            {
+                (byte)'\r' => "\\r", (byte)'\n' => "\\n", (byte)'\t' => "\\t", 0 => "\\0", (byte)'\\' => "\\\\", (byte)'"' => "\\\"",
+                < 0x20 or >= 0x7F => $"\\x{bytes[i]:X2}",
+                _ => ((char)bytes[i]).ToString(),
+            };
+            if (run >= 8)
+            {
+                text.Append($"\\{{{run}}}{one}");
+                i += run - 1;
+            }
+            else text.Append(one);
+        }
         return text.ToString();
     }
 }

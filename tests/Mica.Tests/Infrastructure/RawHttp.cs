@@ -79,10 +79,26 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
         return await ReadToEndAsync();
     }
 
-    /// <summary>Reads the status line and headers (body left unread).</summary>
-    public async Task<RawResponse> ReadHeadAsync()
+    /// <summary>
+    /// One whole response, or null when the server closed (or reset) the connection before sending
+    /// a byte of one; a response cut short still throws.
+    /// </summary>
+    public async Task<RawResponse?> ReadResponseOrCloseAsync(string requestMethod = "GET")
     {
-        var statusLine = await ReadLineAsync() ?? throw new EndOfStreamException("connection closed before a response");
+        string? statusLine;
+        try { statusLine = await ReadLineAsync(); }
+        catch (IOException) when (_end == _start) { return null; }
+        if (statusLine is null) return null;
+        var head = await ReadHeadAsync(statusLine);
+        return head with { Body = await ReadBodyAsync(head, requestMethod) };
+    }
+
+    /// <summary>Reads the status line and headers (body left unread).</summary>
+    public async Task<RawResponse> ReadHeadAsync() =>
+        await ReadHeadAsync(await ReadLineAsync() ?? throw new EndOfStreamException("connection closed before a response"));
+
+    private async Task<RawResponse> ReadHeadAsync(string statusLine)
+    {
         var parts = statusLine.Split(' ', 3);
         if (parts.Length < 2 || !parts[0].StartsWith("HTTP/", StringComparison.Ordinal))
             throw new InvalidDataException($"not a status line: '{statusLine}'");
@@ -207,6 +223,26 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
         catch (SocketException) { return true; }
         catch (ObjectDisposedException) { return true; }
     }
+
+    /// <summary>
+    /// True when the server sends something, or closes, within <paramref name="within"/>; what it
+    /// sent is kept for the next read.
+    /// </summary>
+    public async Task<bool> WaitForDataAsync(TimeSpan within)
+    {
+        if (_end > _start) return true;
+        _start = _end = 0;
+        using var cts = new CancellationTokenSource(within);
+        try
+        {
+            _end = await _stream.ReadAsync(_buffer, cts.Token);
+            return true;
+        }
+        catch (OperationCanceledException) { return false; }
+    }
+
+    /// <summary>Half-closes the connection: the server reads the end of the request stream, and may still answer.</summary>
+    public void CloseOutput() => _client.Client.Shutdown(SocketShutdown.Send);
 
     public void Abort()
     {
