@@ -25,6 +25,8 @@ internal sealed record ServerOptions
     public string? StaticDirToFile { get; init; }
     public int StaticExpiresSeconds { get; init; } = 86_400;
     public Mica.Server.Hosting.Http2Settings Http2 { get; init; } = new();
+    /// <summary>The <c>--limit-*</c>, <c>--timeout-keep-alive</c> and <c>--min-*-rate</c> options.</summary>
+    public Mica.Server.Hosting.Limits Limits { get; init; } = new();
     /// <summary>Null: cleartext.</summary>
     public Mica.Server.Hosting.TlsConfig? Tls { get; init; }
     public int HeaderReadTimeoutMs { get; init; } = 30_000;

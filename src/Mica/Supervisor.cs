@@ -156,6 +156,7 @@ internal sealed class Supervisor(ServerOptions options)
             StaticDirToFile = options.StaticDirToFile,
             StaticExpiresSeconds = options.StaticExpiresSeconds,
             Http2 = options.Http2,
+            Limits = options.Limits,
             Tls = options.Tls,
             ProxyHeaders = options.ProxyHeaders,
             ForwardedAllowIps = options.ForwardedAllowIps,

@@ -130,6 +130,15 @@ public sealed class CliTests
     [InlineData("--forwarded-allow-ips", "10.0.0.0/33")]
     [InlineData("--forwarded-allow-ips", "127.0.0.1,localhost")]
     [InlineData("--forwarded-allow-ips", "127.1")]
+    [InlineData("--limit-request-line", "100")]
+    [InlineData("--limit-request-fields", "0")]
+    [InlineData("--limit-request-fields-size", "32k")]
+    [InlineData("--limit-request-body", "-1")]
+    [InlineData("--limit-request-body", "1.5")]
+    [InlineData("--limit-concurrency", "0")]
+    [InlineData("--timeout-keep-alive", "0")]
+    [InlineData("--min-request-body-rate", "-1")]
+    [InlineData("--min-response-rate", "fast")]
     public async Task Bad_option_value_exits_2_with_one_error_line(string option, string value)
     {
         var run = await RunAsync(["--python", MicaProcess.Python, option, value, "hello:app"]);

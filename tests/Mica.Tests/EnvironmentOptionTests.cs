@@ -107,6 +107,14 @@ public sealed class EnvironmentOptionTests : IDisposable
             "--metrics-scrape-interval" => Same("30"),
             "--metrics-address" => Same("0.0.0.0"),
             "--metrics-port" => Same("9100"),
+            "--limit-request-line" => Same("4096"),
+            "--limit-request-fields" => Same("50"),
+            "--limit-request-fields-size" => Same("16384"),
+            "--limit-request-body" => Same("10737418240"),
+            "--limit-concurrency" => Same("500"),
+            "--timeout-keep-alive" => Same("1m"),
+            "--min-request-body-rate" => Same("0"),
+            "--min-response-rate" => Same("1000"),
             _ => null,
         };
     }

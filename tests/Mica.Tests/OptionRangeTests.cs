@@ -68,6 +68,10 @@ public sealed class OptionRangeTests
             "--static-path-expires" => [option, "-1"],
             "--metrics-address" => [option, "not an address"],
             "--forwarded-allow-ips" => [option, "10.0.0.0/99"],
+            "--limit-request-line" => [option, "100"],
+            "--limit-request-fields" or "--limit-concurrency" or "--timeout-keep-alive" => [option, "0"],
+            "--limit-request-fields-size" => [option, "512"],
+            "--limit-request-body" or "--min-request-body-rate" or "--min-response-rate" => [option, "-1"],
             _ => throw new InvalidOperationException($"no invalid value for {option}: add one here, or list it as free-form"),
         };
         return (args, []);

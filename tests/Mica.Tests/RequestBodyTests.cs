@@ -70,6 +70,16 @@ public sealed class RequestBodyTests(RawAppServer server) : ServerTests<RawAppSe
         Assert.True(result.Int("max_chunk") <= data.Length / 8, $"largest chunk {result.Int("max_chunk")} bytes of {data.Length}: the body was buffered, not streamed");
     }
 
+    /// <summary>Request bodies are unlimited by default (as in Granian): Kestrel's own 30 MB limit does not apply.</summary>
+    [Fact]
+    public async Task Forty_MiB_upload_is_taken_whole_by_default()
+    {
+        var data = TestData.RandomBytes(40 * MiB, 40);
+        var result = await PostAsync(new ByteArrayContent(data));
+        Assert.Equal(data.Length, result.Int("bytes"));
+        Assert.Equal(TestData.Sha256(data), result.Str("sha256"));
+    }
+
     /// <summary>Content of unknown length: HttpClient sends it with Transfer-Encoding: chunked.</summary>
     private sealed class UnknownLengthContent(byte[] data, int piece) : HttpContent
     {

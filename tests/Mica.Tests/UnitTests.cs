@@ -175,3 +175,80 @@ public sealed class BooleanParsingTests
         Assert.Equal(expected, MicaCommand.ParseBool(text));
     }
 }
+
+/// <summary>The format of tests/corpus (<see cref="Infrastructure.Http1Corpus"/>): a mistake in it must fail loudly, not test less.</summary>
+public sealed class Http1CorpusFormatTests
+{
+    private static Exception Fail(string message) => new InvalidDataException(message);
+
+    [Theory]
+    [InlineData(@"GET / HTTP/1.1\r\n", "GET / HTTP/1.1\r\n")]
+    [InlineData(@"a\tb\0c\\d\""", "a\tb\0c\\d\"")]
+    [InlineData(@"\x80\xFF\x0b", "\u0080\u00FF\u000B")]
+    [InlineData(@"5;\{4}a\r\n", "5;aaaa\r\n")]
+    [InlineData(@"\{3}\r\n", "\r\r\r\n")]
+    public void Escapes_give_the_bytes(string text, string expected) =>
+        Assert.Equal(Encoding.Latin1.GetBytes(expected), Infrastructure.Http1Corpus.Unescape(text, Fail));
+
+    [Theory]
+    [InlineData(@"\q")]
+    [InlineData(@"\x4")]
+    [InlineData(@"a\")]
+    [InlineData(@"\{x}a")]
+    [InlineData(@"\{3}")]
+    [InlineData("é€")]
+    public void Bad_escapes_are_refused(string text) =>
+        Assert.Throws<InvalidDataException>(() => Infrastructure.Http1Corpus.Unescape(text, Fail));
+
+    [Fact]
+    public void A_case_reads_as_its_steps()
+    {
+        var cases = Infrastructure.Http1Corpus.Parse("t.http", [
+            "# file comment", "### one", "# why", @"> POST /echo HTTP/1.1\r\n", @"> \r\n", "~ POST /echo",
+            "> abc", "< 100", @"< 200 POST /echo len=3 cl=- te=- ""a\tc""", "< 400", "= close", "", "### two", "> x", "= open"]).ToList();
+        Assert.Equal(["one", "two"], cases.Select(c => c.Name));
+        var steps = cases[0].Steps;
+        Assert.Equal("POST /echo HTTP/1.1\r\n\r\n", Encoding.Latin1.GetString(Assert.IsType<Infrastructure.Http1Corpus.Send>(steps[0]).Bytes));
+        Assert.Equal("POST /echo", Assert.IsType<Infrastructure.Http1Corpus.AwaitApp>(steps[1]).Text);
+        Assert.Equal(new Infrastructure.Http1Corpus.Expect(100, null, null), steps[3]);
+        var echo = Assert.IsType<Infrastructure.Http1Corpus.Expect>(steps[4]);
+        Assert.Equal((200, "POST /echo len=3 cl=- te=-", "a\tc"), (echo.Status, echo.Echo, Encoding.Latin1.GetString(echo.Body!)));
+        Assert.False(cases[0].OpenAfter);
+        Assert.True(cases[1].OpenAfter);
+    }
+
+    [Theory]
+    [InlineData("### a", "> x")]                 // no end
+    [InlineData("> x", "= open")]                // no name
+    [InlineData("### a", "= open")]              // sends nothing
+    [InlineData("### a", "> x", "= shut")]
+    [InlineData("### a", "> x", "< abc", "= open")]
+    [InlineData("### a", "> x", "= open", "> y")]
+    [InlineData("### a", "x", "= open")]
+    public void A_malformed_case_is_refused(params string[] lines) =>
+        Assert.Throws<InvalidDataException>(() => Infrastructure.Http1Corpus.Parse("t.http", lines).ToList());
+}
+
+/// <summary>The fuzzer's cases are reproducible, and print as corpus text that reads back as the same bytes.</summary>
+public sealed class Http1FuzzerTests
+{
+    [Fact]
+    public void A_case_is_the_same_bytes_for_the_same_seed_and_index()
+    {
+        var a = new Infrastructure.Http1Fuzzer(null!, 7);
+        var b = new Infrastructure.Http1Fuzzer(null!, 7);
+        for (var i = 0; i < 200; i++) Assert.Equal(a.Case(i), b.Case(i));
+        Assert.NotEqual(a.Case(1), new Infrastructure.Http1Fuzzer(null!, 8).Case(1));
+    }
+
+    [Fact]
+    public void Escaped_bytes_read_back_as_the_same_bytes()
+    {
+        var fuzzer = new Infrastructure.Http1Fuzzer(null!, 11);
+        for (var i = 0; i < 500; i++)
+        {
+            var bytes = fuzzer.Case(i);
+            Assert.Equal(bytes, Infrastructure.Http1Corpus.Unescape(Infrastructure.Http1Corpus.Escape(bytes), m => new InvalidDataException(m)));
+        }
+    }
+}

@@ -288,6 +288,16 @@ public sealed class WsgiBodyTests(WsgiServer server) : ServerTests<WsgiServer>(s
         Assert.True(after - before < 15 * 1024, $"RSS before {before} KiB, after {after} KiB");
     }
 
+    /// <summary>Request bodies are unlimited by default (as in Granian): Kestrel's own 30 MB limit does not apply.</summary>
+    [Fact]
+    public async Task Forty_MiB_upload_is_taken_whole_by_default()
+    {
+        var data = TestData.RandomBytes(40 * MiB, 41);
+        var result = await UploadAsync(new ByteArrayContent(data));
+        Assert.Equal(data.Length, result.Long("bytes"));
+        Assert.Equal(TestData.Sha256(data), result.Str("sha256"));
+    }
+
     /// <summary>Content of unknown length: HttpClient sends it with Transfer-Encoding: chunked.</summary>
     private sealed class UnknownLengthContent(byte[] data, int piece) : HttpContent
     {

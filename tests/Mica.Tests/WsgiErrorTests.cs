@@ -154,3 +154,30 @@ public sealed class WsgiErrorTests(WsgiServer server) : ServerTests<WsgiServer>(
         Assert.Equal("ok", Encoding.ASCII.GetString(second.Body));
     }
 }
+
+/// <summary>
+/// A malformed request body met by the app's read is the client's doing: 400 and close (see also
+/// tests/corpus), the app's failed read logged at debug, not as an error with a traceback.
+/// </summary>
+public sealed class WsgiMalformedBodyTests
+{
+    [Fact]
+    public async Task A_malformed_chunked_body_gets_400_and_is_logged_at_debug_not_as_an_app_error()
+    {
+        await using var mica = await MicaProcess.StartAsync(Wsgi.App, ["--interface", "wsgi", "--log-level", "debug"]);
+        var key = Keys.New();
+        var mark = mica.Mark();
+        await using (var connection = await RawConnection.ConnectAsync(mica))
+        {
+            await connection.SendAsync($"POST /input?op=read&announce={key} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+            await mica.WaitForStdoutAsync($"READING {key}");
+            await connection.SendAsync("zz\r\nhello\r\n0\r\n\r\n");
+            var response = await connection.ReadResponseAsync();
+            Assert.Equal(400, response.Status);
+            Assert.Equal("close", response.Header("connection"));
+        }
+        await mica.WaitForStderrAsync("Request body of POST /input unreadable: error reading the request body: Bad chunk size data", after: mark);
+        Assert.DoesNotContain(mica.Lines, l => l.Index > mark && l.Text.Contains("Exception in WSGI application", StringComparison.Ordinal));
+        await Wsgi.AssertStillServingAsync(mica);
+    }
+}

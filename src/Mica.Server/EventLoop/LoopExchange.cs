@@ -106,9 +106,10 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
             LastRead = await pending;
             HasRead = true;
         }
-        catch (Exception)
+        catch (Exception e)
         {
             // The client went away or sent a malformed body; for the app both mean "disconnected".
+            OnBodyReadFailed(e);
             _readFailed = true;
         }
         _server.Loop.Post(this, BodyRead);
@@ -222,7 +223,18 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
 
     private void StartRead()
     {
-        var pending = BodyReader.ReadAsync();
+        ValueTask<ReadResult> pending;
+        try
+        {
+            pending = BodyReader.ReadAsync();   // parses what is buffered, so it may throw at once
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException)
+        {
+            OnBodyReadFailed(e);
+            _readFailed = true;
+            CompleteReceive();
+            return;
+        }
         if (pending.IsCompletedSuccessfully)
         {
             LastRead = pending.Result;

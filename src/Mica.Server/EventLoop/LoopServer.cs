@@ -110,7 +110,7 @@ internal abstract unsafe class LoopServer : IHttpApplication<LoopExchange>, IApp
     public Task<KestrelServer> ListenAsync(WorkerConfig config)
     {
         _lagWatch.Start();
-        return KestrelHost.StartAsync(config, this, Services.Drain);
+        return KestrelHost.StartAsync(config, this, Services.Drain, Services.ConnectionLimit);
     }
 
     public virtual void Serve()
@@ -142,7 +142,7 @@ internal abstract unsafe class LoopServer : IHttpApplication<LoopExchange>, IApp
     /// HTTP/2's extended CONNECT), which the app's accept then uses.
     /// </summary>
     public Task ProcessRequestAsync(LoopExchange context) =>
-        context.TryServeStatic() ??
+        context.TryRefuse() ?? context.TryServeStatic() ??
         (_webSockets is not null && context.MayUpgrade ? _webSockets.Invoke(context.AsHttpContext()) : context.RunAsync());
 
     public void DisposeContext(LoopExchange context, Exception? exception) => context.Completed();

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
@@ -33,23 +34,34 @@ internal static class CleartextHttp2
     /// <summary>A first request head bigger than this is left to Kestrel as HTTP/1.1.</summary>
     private const int MaxUpgradeHead = 8 * 1024;
 
-    /// <param name="headTimeout">How long the first request's head may take (--http1-header-read-timeout).</param>
-    public static Func<ConnectionDelegate, ConnectionDelegate> Detect(TimeSpan headTimeout) => next => async connection =>
+    /// <param name="idleTimeout">How long the connection may wait for its first byte (--timeout-keep-alive).</param>
+    /// <param name="headTimeout">How long the first request's head may take from its first byte (--http1-header-read-timeout).</param>
+    public static Func<ConnectionDelegate, ConnectionDelegate> Detect(TimeSpan idleTimeout, TimeSpan headTimeout) => next => async connection =>
     {
         var input = connection.Transport.Input;
-        using var deadline = new CancellationTokenSource(headTimeout);
+        using var deadline = new CancellationTokenSource(idleTimeout);
+        var started = false;
         while (true)
         {
             ReadResult read;
             try { read = await input.ReadAsync(deadline.Token); }
             catch (OperationCanceledException)
             {
-                // No whole request head within --http1-header-read-timeout: what Kestrel would do.
-                await connection.Transport.Output.WriteAsync(RequestTimeout);
-                connection.Abort();
+                // What Kestrel does itself: an idle connection is just closed; a request head not
+                // whole within --http1-header-read-timeout gets a 408.
+                if (started)
+                {
+                    await connection.Transport.Output.WriteAsync(RequestTimeout);
+                    connection.Abort();
+                }
                 return;
             }
             var buffer = read.Buffer;
+            if (!started && !buffer.IsEmpty)
+            {
+                started = true;
+                deadline.CancelAfter(headTimeout);
+            }
             var length = (int)Math.Min(buffer.Length, Preface.Length);
             Span<byte> start = stackalloc byte[Preface.Length];
             buffer.Slice(0, length).CopyTo(start);
@@ -64,10 +76,12 @@ internal static class CleartextHttp2
                 if (length == Preface.Length) MarkHttp2(connection);
                 break;
             }
-            // HTTP/1.1: an h2c upgrade needs the whole head of the first request.
+            // HTTP/1.1: an h2c upgrade needs the whole head of the first request. A head with a
+            // bare LF is none (H2cRequest takes CRLF lines only), and may never hold "\r\n\r\n":
+            // Kestrel has it at once.
             var reader = new SequenceReader<byte>(buffer);
             var complete = reader.TryReadTo(out ReadOnlySequence<byte> _, "\r\n\r\n"u8, advancePastDelimiter: true);
-            if (!complete && buffer.Length < MaxUpgradeHead && !read.IsCompleted)
+            if (!complete && buffer.Length < MaxUpgradeHead && !read.IsCompleted && !HasBareLineFeed(buffer))
             {
                 input.AdvanceTo(buffer.Start, buffer.End);
                 continue;
@@ -85,6 +99,19 @@ internal static class CleartextHttp2
         }
         await next(connection);
     };
+
+    private static bool HasBareLineFeed(ReadOnlySequence<byte> buffer)
+    {
+        byte previous = 0;
+        foreach (var segment in buffer)
+        {
+            var span = segment.Span;
+            for (var start = 0; span[start..].IndexOf((byte)'\n') is var found and >= 0; start += found + 1)
+                if ((start + found > 0 ? span[start + found - 1] : previous) != '\r') return true;
+            if (span.Length > 0) previous = span[^1];
+        }
+        return false;
+    }
 
     private static void MarkHttp2(ConnectionContext connection)
     {
@@ -167,7 +194,7 @@ internal static class CleartextHttp2
 }
 
 /// <summary>An HTTP/1.1 request head asking for <c>Upgrade: h2c</c>, turned into the HTTP/2 HEADERS frame of stream 1.</summary>
-internal static class H2cRequest
+internal static partial class H2cRequest
 {
     // Headers that belong to the HTTP/1.1 connection, not to the request (RFC 9113 §8.2.2).
     private static readonly HashSet<string> ConnectionHeaders = new(StringComparer.OrdinalIgnoreCase)
@@ -175,10 +202,20 @@ internal static class H2cRequest
         "connection", "upgrade", "http2-settings", "keep-alive", "proxy-connection", "transfer-encoding", "host",
     };
 
+    // A target's characters: visible ASCII.
+    private static readonly SearchValues<char> TargetChars = SearchValues.Create(
+        string.Concat(Enumerable.Range(0x21, 0x7E - 0x20).Select(c => (char)c)));
+
+    // A field value's characters (RFC 9110 §5.5): visible ASCII, obs-text, space and tab.
+    private static readonly SearchValues<char> ValueChars = SearchValues.Create(
+        string.Concat(Enumerable.Range(0x20, 0x7E - 0x1F).Concat(Enumerable.Range(0x80, 0x80)).Append('\t').Select(c => (char)c)));
+
     /// <summary>
     /// True for a body-less request with <c>Upgrade: h2c</c>, <c>HTTP2-Settings</c> and both in
     /// <c>Connection</c>; <paramref name="frame"/> is then its HEADERS frame (END_STREAM,
-    /// END_HEADERS, HPACK literals without indexing). Anything else stays HTTP/1.1.
+    /// END_HEADERS, HPACK literals without indexing). Anything else stays HTTP/1.1, and so does a
+    /// head that is not strictly well formed (CRLF lines, token names, one Host...): Kestrel then
+    /// answers it as HTTP/1.1 would, and no request it would refuse reaches the app as stream 1.
     /// </summary>
     public static bool TryParse(ReadOnlySequence<byte> head, out byte[] frame)
     {
@@ -187,18 +224,22 @@ internal static class H2cRequest
         if (text.IndexOf("h2c", StringComparison.OrdinalIgnoreCase) < 0) return false;
         var lines = text.Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
         var requestLine = lines[0].Split(' ');
-        if (requestLine.Length != 3 || requestLine[2] != "HTTP/1.1" || !requestLine[1].StartsWith('/')) return false;
+        if (requestLine.Length != 3 || requestLine[2] != "HTTP/1.1" || !requestLine[1].StartsWith('/')
+            || !Http.Token.IsValid(requestLine[0]) || requestLine[1].AsSpan().ContainsAnyExcept(TargetChars)) return false;
         var headers = new List<(string Name, string Value)>();
         foreach (var line in lines.Skip(1))
         {
             var colon = line.IndexOf(':');
-            if (colon <= 0) return false;
-            headers.Add((line[..colon].Trim().ToLowerInvariant(), line[(colon + 1)..].Trim()));
+            if (colon <= 0 || !Http.Token.IsValid(line.AsSpan(0, colon))) return false;
+            var value = line[(colon + 1)..].Trim([' ', '\t']);
+            if (value.AsSpan().ContainsAnyExcept(ValueChars)) return false;
+            headers.Add((line[..colon].ToLowerInvariant(), value));
         }
         bool Has(string name, string token) => headers.Any(h => h.Name == name &&
             h.Value.Split(',').Any(v => v.Trim().Equals(token, StringComparison.OrdinalIgnoreCase)));
         if (!Has("upgrade", "h2c") || !Has("connection", "upgrade") || !Has("connection", "http2-settings")
-            || headers.All(h => h.Name != "http2-settings")) return false;
+            || headers.All(h => h.Name != "http2-settings") || headers.Count(h => h.Name == "host") != 1
+            || !PlainHost().IsMatch(headers.First(h => h.Name == "host").Value)) return false;
         if (headers.Any(h => h.Name == "transfer-encoding" || h.Name == "content-length" && h.Value != "0")) return false;
 
         var block = new ArrayBufferWriter<byte>();
@@ -223,6 +264,10 @@ internal static class H2cRequest
         block.WrittenSpan.CopyTo(frame.AsSpan(9));
         return true;
     }
+
+    /// <summary>A host name or address and an optional port: all an upgrade needs (anything else stays HTTP/1.1).</summary>
+    [GeneratedRegex(@"^(?:[A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")]
+    private static partial Regex PlainHost();
 
     /// <summary>HPACK "literal header field without indexing, new name", strings not Huffman-coded.</summary>
     private static void Literal(ArrayBufferWriter<byte> block, string name, string value)

@@ -15,7 +15,8 @@ namespace Mica.Server.Hosting;
 /// </summary>
 internal static class KestrelHost
 {
-    public static async Task<KestrelServer> StartAsync<TContext>(WorkerConfig config, IHttpApplication<TContext> application, ConnectionDrain drain)
+    public static async Task<KestrelServer> StartAsync<TContext>(WorkerConfig config, IHttpApplication<TContext> application, ConnectionDrain drain,
+        ConnectionLimit? connectionLimit)
         where TContext : notnull
     {
         ILoggerFactory loggers = NullLoggerFactory.Instance;
@@ -37,10 +38,7 @@ internal static class KestrelHost
         options.Limits.RequestHeadersTimeout = TimeSpan.FromMilliseconds(config.HeaderReadTimeoutMs);
         // --http1-buffer-size bounds the buffered input; Kestrel wants the head limits within it.
         options.Limits.MaxRequestBufferSize = config.Http1BufferSize;
-        options.Limits.MaxRequestHeadersTotalSize = Math.Min(options.Limits.MaxRequestHeadersTotalSize, config.Http1BufferSize);
-        options.Limits.MaxRequestLineSize = Math.Min(options.Limits.MaxRequestLineSize, config.Http1BufferSize);
-        // Python apps decide how much body they accept (Granian sets no limit either).
-        options.Limits.MaxRequestBodySize = null;
+        ApplyLimits(options.Limits, config.Limits, config.Http1BufferSize);
         ApplyHttp2Limits(options.Limits.Http2, config.Http2);
         var https = config.Tls is { } tls ? TlsSetup.Load(tls) : null;
         options.ListenHandle((ulong)config.ListenFd, listen =>
@@ -57,7 +55,8 @@ internal static class KestrelHost
                 listen.UseHttps(https);                    // ALPN picks h2 or http/1.1
                 listen.Use(ConnectionDrain.HandshakeDone);
             }
-            else if (config.Http == "auto") listen.Use(CleartextHttp2.Detect(options.Limits.RequestHeadersTimeout));  // preface or h2c upgrade
+            else if (config.Http == "auto") listen.Use(CleartextHttp2.Detect(options.Limits.KeepAliveTimeout, options.Limits.RequestHeadersTimeout));  // preface or h2c upgrade
+            if (connectionLimit is not null) listen.Use(connectionLimit.Enforce);
         });
 
         // Inline scheduling: Kestrel parses and writes on the socket's own I/O thread instead of
@@ -79,6 +78,20 @@ internal static class KestrelHost
         var metrics = typeof(KestrelServer).Assembly.GetType("Microsoft.AspNetCore.Server.Kestrel.Core.Internal.Infrastructure.KestrelMetrics", throwOnError: true)!;
         services.AddSingleton(metrics);
         return services.BuildServiceProvider();
+    }
+
+    /// <summary>The <c>--limit-*</c>, <c>--timeout-keep-alive</c> and <c>--min-*-rate</c> options, onto Kestrel's limits.</summary>
+    private static void ApplyLimits(KestrelServerLimits kestrel, Limits limits, int bufferSize)
+    {
+        kestrel.MaxRequestLineSize = Math.Min(limits.RequestLine, bufferSize);
+        kestrel.MaxRequestHeaderCount = limits.RequestFields;
+        kestrel.MaxRequestHeadersTotalSize = Math.Min(limits.RequestFieldsSize, bufferSize);
+        // Unlimited unless asked: Python apps decide how much body they accept (Granian sets no
+        // limit either), and Kestrel's own 30 MB default must not apply.
+        kestrel.MaxRequestBodySize = limits.RequestBody;
+        kestrel.KeepAliveTimeout = TimeSpan.FromSeconds(limits.KeepAliveTimeoutSeconds);
+        kestrel.MinRequestBodyDataRate = limits.MinRequestBodyRate > 0 ? new MinDataRate(limits.MinRequestBodyRate, Limits.RateGrace) : null;
+        kestrel.MinResponseDataRate = limits.MinResponseRate > 0 ? new MinDataRate(limits.MinResponseRate, Limits.RateGrace) : null;
     }
 
     /// <summary>Granian's <c>--http2-*</c> options, onto Kestrel's HTTP/2 limits (within the ranges Kestrel accepts).</summary>

@@ -59,6 +59,7 @@ public sealed record WorkerConfig
     /// <summary><c>--http</c>: auto (HTTP/1.1 and HTTP/2), 1 or 2.</summary>
     public string Http { get; init; } = "auto";
     public Http2Settings Http2 { get; init; } = new();
+    public Limits Limits { get; init; } = new();
     /// <summary>Null: cleartext.</summary>
     public TlsConfig? Tls { get; init; }
     public IReadOnlyList<Http.StaticMount> StaticMounts { get; init; } = [];
@@ -84,6 +85,33 @@ public sealed record Http2Settings
     public int KeepAliveTimeoutSeconds { get; init; } = 20;
 }
 
+/// <summary>
+/// The limits and timeouts that keep big, slow or many clients from wearing a worker down
+/// (<c>--limit-*</c>, <c>--timeout-keep-alive</c>, <c>--min-*-rate</c>), onto Kestrel's limits.
+/// </summary>
+public sealed record Limits
+{
+    /// <summary>Bytes; 414 beyond (and never more than <see cref="WorkerConfig.Http1BufferSize"/>).</summary>
+    public int RequestLine { get; init; } = 8192;
+    /// <summary>Header fields; 431 beyond.</summary>
+    public int RequestFields { get; init; } = 100;
+    /// <summary>Bytes of the whole header section; 431 beyond (and never more than <see cref="WorkerConfig.Http1BufferSize"/>).</summary>
+    public int RequestFieldsSize { get; init; } = 32_768;
+    /// <summary>Bytes; 413 beyond. Null: unlimited (the app decides, as in Granian).</summary>
+    public long? RequestBody { get; init; }
+    /// <summary>Open connections per worker; requests on one beyond get 503. Null: unlimited.</summary>
+    public int? Connections { get; init; }
+    /// <summary>How long a connection may stay idle: before its first request, between two.</summary>
+    public int KeepAliveTimeoutSeconds { get; init; } = 30;
+    /// <summary>Bytes per second after <see cref="RateGrace"/>; 0: no minimum.</summary>
+    public int MinRequestBodyRate { get; init; } = 240;
+    /// <summary>Bytes per second after <see cref="RateGrace"/>; 0: no minimum.</summary>
+    public int MinResponseRate { get; init; } = 240;
+
+    /// <summary>How long a transfer may run below the minimum rate before it is cut (Kestrel's default).</summary>
+    public static readonly TimeSpan RateGrace = TimeSpan.FromSeconds(5);
+}
+
 /// <summary>What a worker tells the master, one JSON object per line.</summary>
 public sealed record WorkerMessage
 {
@@ -104,6 +132,7 @@ public sealed record WorkerMessage
 [JsonSerializable(typeof(WorkerMessage))]
 [JsonSerializable(typeof(Metrics.MetricsReport))]
 [JsonSerializable(typeof(Http2Settings))]
+[JsonSerializable(typeof(Limits))]
 [JsonSerializable(typeof(TlsConfig))]
 [JsonSerializable(typeof(Http.StaticMount))]
 public sealed partial class ControlJson : JsonSerializerContext;

@@ -72,7 +72,9 @@ public static class WorkerProgram
             : null;
         var forwarding = new Http.ForwardedHeaders(config.ProxyHeaders ? Http.TrustedProxies.Parse(config.ForwardedAllowIps) : null);
         var metrics = config.MetricsIntervalSeconds is null ? null : new Metrics.WorkerMetrics();
-        var python = new PythonHost(config, new Http.ExchangeServices(drain, config.KeepAlive, config.Backpressure, staticFiles, accessLog, forwarding, metrics));
+        var connectionLimit = config.Limits.Connections is { } max ? new ConnectionLimit(max, http2Only: config.Http == "2") : null;
+        var python = new PythonHost(config, new Http.ExchangeServices(drain, config.KeepAlive, config.Backpressure, staticFiles, accessLog, forwarding,
+            connectionLimit, metrics));
         python.Start();
         var failure = await python.Started;
         if (failure is not null)

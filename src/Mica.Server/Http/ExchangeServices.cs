@@ -4,8 +4,11 @@ namespace Mica.Server.Http;
 
 /// <summary>What every request needs from its worker, whatever the interface serving it.</summary>
 internal sealed class ExchangeServices(ConnectionDrain drain, bool keepAlive, int backpressure, StaticFiles? staticFiles, AccessLog? accessLog,
-    ForwardedHeaders forwarding, Metrics.WorkerMetrics? metrics = null)
+    ForwardedHeaders forwarding, ConnectionLimit? connectionLimit = null, Metrics.WorkerMetrics? metrics = null)
 {
+    /// <summary><c>--limit-concurrency</c>: null when unlimited.</summary>
+    public ConnectionLimit? ConnectionLimit { get; } = connectionLimit;
+
     /// <summary><c>--metrics</c>: null when off.</summary>
     public Metrics.WorkerMetrics? Metrics { get; } = metrics;
 

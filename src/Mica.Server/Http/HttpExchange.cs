@@ -17,6 +17,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
 {
     private static readonly byte[] InternalServerError = "Internal Server Error"u8.ToArray();
     private static readonly byte[] Forbidden = "Forbidden"u8.ToArray();
+    private static readonly byte[] ServiceUnavailable = "Service Unavailable"u8.ToArray();
 
     public IFeatureCollection Features { get; } = features;
     /// <summary>
@@ -47,6 +48,12 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     protected bool HasRead, BodyComplete;
     /// <summary>The client sent <c>Expect: 100-continue</c>: nothing of the body was read before dispatch.</summary>
     protected bool ExpectsContinue;
+    /// <summary>
+    /// The status that answers a request whose body could not be read because of the request
+    /// itself (<see cref="OnBodyReadFailed"/>); 0 while the body is fine, and when the client is
+    /// simply gone.
+    /// </summary>
+    private int _bodyFailureStatus;
 
     private static long StartTime(ExchangeServices services)
     {
@@ -63,6 +70,31 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         if (services.StaticFiles?.TryServe(Features) is not { } serving) return null;
         _static = true;
         return serving;
+    }
+
+    /// <summary>
+    /// Kestrel's <c>ProcessRequestAsync</c>, first: a request the app must not see is answered
+    /// here, and its connection closed: 503 on a connection beyond <c>--limit-concurrency</c>; 400
+    /// for a field name that is not a token or a control character in the target, both of which
+    /// Kestrel lets through. Null for any other request.
+    /// </summary>
+    public Task? TryRefuse()
+    {
+        if (services.ConnectionLimit is not null && Hosting.ConnectionLimit.IsOverLimit(Features))
+            return AnswerWithoutAppAsync(StatusCodes.Status503ServiceUnavailable, ServiceUnavailable);
+        if (!Token.AllNamesValid(Request.Headers) || RequestTarget.HasControlCharacters(Request.RawTarget))
+            return AnswerWithoutAppAsync(StatusCodes.Status400BadRequest, []);
+        return null;
+    }
+
+    private async Task AnswerWithoutAppAsync(int status, byte[] body)
+    {
+        Response.StatusCode = status;
+        if (body.Length > 0) Response.Headers.ContentType = "text/plain; charset=utf-8";
+        Response.Headers.ContentLength = body.Length;
+        Response.Headers.Connection = "close";
+        if (body.Length > 0 && !HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(body);
+        services.AccessLog?.Record(AccessLogEntry());
     }
 
     /// <summary>
@@ -100,6 +132,12 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         try
         {
             PreReadBody();
+            if (BodyRefused)
+            {
+                // What arrived with the head already shows the body malformed: the app never sees it.
+                await FailResponseAsync();
+                return;
+            }
             await using var abort = Lifetime.RequestAborted.UnsafeRegister(static state => ((HttpExchange)state!).OnAborted(), this);
             Dispatch();
 
@@ -130,8 +168,13 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
                     if (step.Kind == StepKind.Continue)
                     {
                         // A read that takes nothing: Kestrel sends "100 Continue" now if the
-                        // response has not started, between this task's writes.
-                        if (BodyReader.TryRead(out var peeked)) BodyReader.AdvanceTo(peeked.Buffer.Start);
+                        // response has not started, between this task's writes. (A failure shows
+                        // again in the app's own read.)
+                        try
+                        {
+                            if (BodyReader.TryRead(out var peeked)) BodyReader.AdvanceTo(peeked.Buffer.Start);
+                        }
+                        catch (IOException) { }
                         OnContinueHandled();
                         continue;
                     }
@@ -217,12 +260,37 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
             ExpectsContinue = true;
             return;
         }
-        if (BodyReader.TryRead(out var read))
+        try
         {
-            LastRead = read;
-            HasRead = true;
+            if (BodyReader.TryRead(out var read))
+            {
+                LastRead = read;
+                HasRead = true;
+            }
+        }
+        catch (IOException e)
+        {
+            OnBodyReadFailed(e);   // a client already gone is left to the app's first read to find
         }
     }
+
+    /// <summary>
+    /// A read of the request body threw. Kestrel's <see cref="BadHttpRequestException"/> says the
+    /// request is at fault, and with which status: a malformed chunked body or one cut short (400),
+    /// one over <c>--limit-request-body</c> (413); its chunk parser reports a size too big to hold
+    /// as an <see cref="IOException"/> over an <see cref="OverflowException"/>, a malformed body
+    /// too. The request then gets that status and its connection is closed, whatever the app did
+    /// with the failed read, unless the response has started. Anything else: the client is gone.
+    /// </summary>
+    protected void OnBodyReadFailed(Exception e) => _bodyFailureStatus = e switch
+    {
+        BadHttpRequestException bad => bad.StatusCode,
+        IOException { InnerException: OverflowException } => StatusCodes.Status400BadRequest,
+        _ => 0,
+    };
+
+    /// <summary>The body is malformed, or over the limit (see <see cref="_bodyFailureStatus"/>).</summary>
+    private bool BodyRefused => _bodyFailureStatus != 0;
 
     private bool StatusAllowsBody => Response.StatusCode is not (< 200 or 204 or 304);
 
@@ -233,8 +301,16 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         Response.StatusCode = step.Status;
         if (step.Reason is not null) Response.ReasonPhrase = step.Reason;
         HeaderBlock.ApplyTo(Response.Headers, step.Headers.AsSpan(0, step.HeadersLength));
-        if (!services.KeepAlive) Response.Headers.Connection = "close";
+        if (!services.KeepAlive || IsTunnelAccepted || BodyRefused) Response.Headers.Connection = "close";
     }
+
+    /// <summary>
+    /// A 2xx to an HTTP/1 CONNECT tells the client (and any proxy) that the connection is now a
+    /// tunnel (RFC 9110 §9.3.6). Mica has no tunnels, so the connection must end with the response:
+    /// otherwise what the client sends into "the tunnel" would be read as further requests.
+    /// </summary>
+    private bool IsTunnelAccepted =>
+        Response.StatusCode is >= 200 and < 300 && HttpMethods.IsConnect(Request.Method) && Request.Protocol != "HTTP/2";
 
     private async ValueTask WriteFinalAsync(ResponseStep step)
     {
@@ -289,6 +365,11 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
         }
     }
 
+    /// <summary>
+    /// No (complete) response from the app: the failure status (<see cref="FailureStatus"/>, or the
+    /// one a bad request calls for, which also closes the connection); an abort if the response has
+    /// started.
+    /// </summary>
     private async ValueTask FailResponseAsync()
     {
         if (Response.HasStarted)
@@ -296,14 +377,14 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
             Lifetime.Abort();
             return;
         }
-        var status = FailureStatus;
-        var body = status == 500 ? InternalServerError : Forbidden;
+        var status = BodyRefused ? _bodyFailureStatus : FailureStatus;
+        var body = status switch { 500 => InternalServerError, 403 => Forbidden, _ => [] };
         Response.StatusCode = status;
         Response.ReasonPhrase = null;
         Response.Headers.Clear();
-        Response.Headers.ContentType = "text/plain; charset=utf-8";
+        if (body.Length > 0) Response.Headers.ContentType = "text/plain; charset=utf-8";
         Response.Headers.ContentLength = body.Length;
-        if (!services.KeepAlive) Response.Headers.Connection = "close";
-        if (!HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(body);
+        if (!services.KeepAlive || BodyRefused) Response.Headers.Connection = "close";
+        if (body.Length > 0 && !HttpMethods.IsHead(Request.Method)) await _responseBody.Writer.WriteAsync(body);
     }
 }

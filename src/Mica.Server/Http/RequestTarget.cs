@@ -27,12 +27,25 @@ internal readonly ref struct RequestTarget
     public static RequestTarget Of(IHttpRequestFeature request)
     {
         var target = request.RawTarget;
-        if (target.Length == 0 || target[0] != '/')
-            target = request.Path + request.QueryString;   // absolute-form or '*': use what Kestrel parsed
+        // Absolute-form ("http://host/path"): the path and query Kestrel took from it. The other
+        // forms are given as sent: '*' (OPTIONS) and a CONNECT's "host:port", as uvicorn and
+        // Granian do, so that the app cannot take them for "/".
+        if (target.Length > 0 && target[0] != '/' && target.Contains("://", StringComparison.Ordinal))
+            target = request.Path + request.QueryString;
         if (target.Length == 0) target = "/";
         var q = target.IndexOf('?');
         return q < 0 ? new RequestTarget(target, [], false) : new RequestTarget(target.AsSpan(0, q), target.AsSpan(q + 1), true);
     }
+
+    // C0 controls and DEL: never part of a URI (RFC 3986), so never of a valid request target.
+    private static readonly SearchValues<char> Controls = SearchValues.Create(
+        string.Concat(Enumerable.Range(0, 0x20).Append(0x7F).Select(c => (char)c)));
+
+    /// <summary>
+    /// The target as sent holds a control character, which Kestrel lets through (a tab, an escape
+    /// that would go raw into the access log...): such a request is refused (RFC 9112 §3).
+    /// </summary>
+    public static bool HasControlCharacters(string rawTarget) => rawTarget.AsSpan().ContainsAny(Controls);
 
     public delegate void PathAction<TState>(ReadOnlySpan<byte> raw, Span<byte> decoded, TState state);
 

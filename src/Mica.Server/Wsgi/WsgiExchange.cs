@@ -119,7 +119,8 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // The client went away, or sent a malformed (e.g. badly chunked) body.
-                throw new PythonError(Py.ExcOSError, $"error reading the request body: {e.Message}");
+                OnBodyReadFailed(e);
+                throw new PythonError(_server.RequestBodyError, $"error reading the request body: {e.Message}");
             }
             HasRead = true;
         }

@@ -25,6 +25,8 @@ internal sealed unsafe class WsgiServer : IHttpApplication<WsgiExchange>, IAppSe
     public nint App { get; }
     public nint RunFunction { get; }
     public nint EmptyBytes { get; }
+    /// <summary><c>_mica_wsgi.RequestBodyError</c>, raised by a failed read of the request body.</summary>
+    public nint RequestBodyError { get; }
     private readonly nint _errors, _fileWrapper;
 
     private readonly ManualResetEventSlim _stop = new();
@@ -40,6 +42,7 @@ internal sealed unsafe class WsgiServer : IHttpApplication<WsgiExchange>, IAppSe
         var errors = PyCall.Method(wsgi.Handle, "Errors");
         _errors = errors.Release();
         _fileWrapper = PyRef.Check(Py.GetAttrString(wsgi.Handle, PyStr.Utf8Z("FileWrapper")));
+        RequestBodyError = PyRef.Check(Py.GetAttrString(wsgi.Handle, PyStr.Utf8Z("RequestBodyError")));
         var empty = PyStr.Bytes([]);
         EmptyBytes = empty.Release();
 
@@ -54,7 +57,7 @@ internal sealed unsafe class WsgiServer : IHttpApplication<WsgiExchange>, IAppSe
         Current = this;
     }
 
-    public Task<KestrelServer> ListenAsync(WorkerConfig config) => KestrelHost.StartAsync(config, this, Services.Drain);
+    public Task<KestrelServer> ListenAsync(WorkerConfig config) => KestrelHost.StartAsync(config, this, Services.Drain, Services.ConnectionLimit);
 
     public void Serve()
     {
@@ -71,7 +74,7 @@ internal sealed unsafe class WsgiServer : IHttpApplication<WsgiExchange>, IAppSe
 
     public WsgiExchange CreateContext(IFeatureCollection contextFeatures) => new(this, contextFeatures);
 
-    public Task ProcessRequestAsync(WsgiExchange context) => context.TryServeStatic() ?? context.RunAsync();
+    public Task ProcessRequestAsync(WsgiExchange context) => context.TryRefuse() ?? context.TryServeStatic() ?? context.RunAsync();
 
     public void DisposeContext(WsgiExchange context, Exception? exception) => context.Completed();
 }

@@ -14,7 +14,7 @@ import _mica
 
 logger = logging.getLogger("mica")
 
-_read = _mica.wsgi_read          # (handle, size) -> bytes, b"" at the end; OSError if the client is gone
+_read = _mica.wsgi_read          # (handle, size) -> bytes, b"" at the end; RequestBodyError if it cannot be read
 _send = _mica.wsgi_send          # (handle, status, headers, body, more) -> False if the client is gone
 _send_file = _mica.wsgi_send_file  # (handle, status, headers, fd, offset, count)
 
@@ -22,7 +22,12 @@ _CHUNK = 64 * 1024
 
 
 class ClientDisconnected(OSError):
-    """The client went away while the app was reading the request or writing the response."""
+    """The client went away while the app was writing the response."""
+
+
+class RequestBodyError(OSError):
+    """The request body could not be read: the client went away, or sent it malformed (the server
+    then answers 400 itself and closes the connection). The client's doing, not the app's."""
 
 
 class StartResponse:
@@ -97,6 +102,8 @@ def run(app, environ, handle):
             start.send(b"", False)
     except ClientDisconnected:
         logger.debug("Client disconnected during %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
+    except RequestBodyError as exc:
+        logger.debug("Request body of %s %s unreadable: %s", environ["REQUEST_METHOD"], environ["PATH_INFO"], exc)
     except BaseException as exc:
         where = " after the response started" if start.sent else ""
         logger.error("Exception in WSGI application%s", where, exc_info=exc)

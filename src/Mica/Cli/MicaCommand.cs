@@ -152,6 +152,17 @@ internal static class MicaCommand
                 KeepAliveIntervalMs = result.GetValue(table.Http2KeepAliveInterval),
                 KeepAliveTimeoutSeconds = result.GetValue(table.Http2KeepAliveTimeout) ?? 20,
             },
+            Limits = new Limits
+            {
+                RequestLine = result.GetValue(table.LimitRequestLine),
+                RequestFields = result.GetValue(table.LimitRequestFields),
+                RequestFieldsSize = result.GetValue(table.LimitRequestFieldsSize),
+                RequestBody = result.GetValue(table.LimitRequestBody),
+                Connections = result.GetValue(table.LimitConcurrency),
+                KeepAliveTimeoutSeconds = result.GetValue(table.TimeoutKeepAlive) ?? 30,
+                MinRequestBodyRate = result.GetValue(table.MinRequestBodyRate),
+                MinResponseRate = result.GetValue(table.MinResponseRate),
+            },
             Tls = certificate is null ? null : new TlsConfig
             {
                 Certificate = Path.GetFullPath(certificate),

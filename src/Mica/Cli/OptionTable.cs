@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using System.Numerics;
 using System.Text.RegularExpressions;
 
 namespace Mica.Cli;
@@ -93,6 +94,15 @@ internal sealed partial class OptionTable
     public readonly Option<string> MetricsAddress = Address("--metrics-address", "The address to bind the metrics exporter to", "127.0.0.1");
     public readonly Option<int> MetricsPort = Int("--metrics-port", "The port to bind the metrics exporter to (0: any free port)", 9090, min: 0, max: 65535);
     public readonly Option<string?> Python = OptionalStr("--python", "Python interpreter to embed (default: $VIRTUAL_ENV/bin/python, else python3 on PATH)");
+    // Limits and timeouts Granian has no option for, under gunicorn's and uvicorn's names.
+    public readonly Option<int> LimitRequestLine = Int("--limit-request-line", "Longest request line, in bytes (414 beyond; at most --http1-buffer-size)", 8192, min: 256);
+    public readonly Option<int> LimitRequestFields = Int("--limit-request-fields", "Most header fields in a request (431 beyond)", 100, min: 1);
+    public readonly Option<int> LimitRequestFieldsSize = Int("--limit-request-fields-size", "Largest header section of a request, all fields together, in bytes (431 beyond; at most --http1-buffer-size)", 32_768, min: 1024);
+    public readonly Option<long?> LimitRequestBody = OptionalLong("--limit-request-body", "Largest request body, in bytes (413 beyond) [default: unlimited]", min: 0);
+    public readonly Option<int?> LimitConcurrency = OptionalInt("--limit-concurrency", "Most open connections per worker; a request on a connection beyond gets 503 and the connection is closed [default: unlimited]", min: 1);
+    public readonly Option<int?> TimeoutKeepAlive = Duration("--timeout-keep-alive", "How long a connection may stay idle, before its first request or between two, in seconds", 1, null, 30);
+    public readonly Option<int> MinRequestBodyRate = Int("--min-request-body-rate", "Slowest a request body may arrive while the app reads it, in bytes/s after a 5 s grace (0: no minimum)", 240, min: 0);
+    public readonly Option<int> MinResponseRate = Int("--min-response-rate", "Slowest a client may take a response, in bytes/s after a 5 s grace (0: no minimum)", 240, min: 0);
     // uvicorn's, not Granian's (Granian leaves proxy headers to wrappers around the app).
     public readonly Option<bool> ProxyHeaders = Flag("--proxy-headers", "Use X-Forwarded-For/-Proto/-Host and Forwarded from trusted peers for the client address, scheme and host", true);
     public readonly Option<string> ForwardedAllowIps = Trusted("--forwarded-allow-ips", "Comma-separated IP addresses and CIDR networks to trust with proxy headers, '*' for all (a Unix socket's peer is always trusted)", Mica.Server.Http.TrustedProxies.Default);
@@ -144,6 +154,16 @@ internal sealed partial class OptionTable
         Register(Http2MaxFrameSize, "HTTP2_MAX_FRAME_SIZE");
         Register(Http2MaxHeadersSize, "HTTP2_MAX_HEADERS_SIZE");
         Register(Http2MaxSendBufferSize, "HTTP2_MAX_SEND_BUFFER_SIZE");
+
+        _section = "Limits and timeouts";
+        Register(LimitRequestLine, "LIMIT_REQUEST_LINE");
+        Register(LimitRequestFields, "LIMIT_REQUEST_FIELDS");
+        Register(LimitRequestFieldsSize, "LIMIT_REQUEST_FIELDS_SIZE");
+        Register(LimitRequestBody, "LIMIT_REQUEST_BODY");
+        Register(LimitConcurrency, "LIMIT_CONCURRENCY");
+        Register(TimeoutKeepAlive, "TIMEOUT_KEEP_ALIVE");
+        Register(MinRequestBodyRate, "MIN_REQUEST_BODY_RATE");
+        Register(MinResponseRate, "MIN_RESPONSE_RATE");
 
         _section = "Logging";
         Register(LogEnabled, "LOG_ENABLED");
@@ -224,7 +244,7 @@ internal sealed partial class OptionTable
     private static Option<int> Int(string name, string help, int @default, int? min = null, int? max = null)
     {
         var option = new Option<int>(name) { Description = help, HelpName = IntegerName(min, max), DefaultValueFactory = _ => @default };
-        option.CustomParser = result => ParseInt(result, name, min, max);
+        option.CustomParser = result => ParseInteger(result, name, min, max);
         return option;
     }
 
@@ -232,20 +252,29 @@ internal sealed partial class OptionTable
     private static Option<int?> OptionalInt(string name, string help, int? min = null, int? max = null)
     {
         var option = new Option<int?>(name) { Description = help, HelpName = IntegerName(min, max) };
-        option.CustomParser = result => ParseInt(result, name, min, max);
+        option.CustomParser = result => ParseInteger(result, name, min, max);
+        return option;
+    }
+
+    /// <summary>A 64-bit integer option (sizes beyond 2 GiB) that is unset (null) unless given.</summary>
+    private static Option<long?> OptionalLong(string name, string help, long? min = null)
+    {
+        var option = new Option<long?>(name) { Description = help, HelpName = IntegerName(min, null) };
+        option.CustomParser = result => ParseInteger(result, name, min, null);
         return option;
     }
 
     /// <summary>As click shows an integer option: <c>INTEGER RANGE</c> when bounded.</summary>
-    private static string IntegerName(int? min, int? max) => min is null && max is null ? "INTEGER" : $"INTEGER [{RangeText(min, max)}]";
+    private static string IntegerName<T>(T? min, T? max) where T : struct =>
+        min is null && max is null ? "INTEGER" : $"INTEGER [{RangeText(min, max)}]";
 
-    private static int ParseInt(ArgumentResult result, string name, int? min, int? max)
+    private static T ParseInteger<T>(ArgumentResult result, string name, T? min, T? max) where T : struct, IBinaryInteger<T>
     {
         var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
-        if (!int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
+        if (!T.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
         {
             result.AddError($"Invalid value for '{name}': '{text}' is not a valid integer.");
-            return 0;
+            return T.Zero;
         }
         if ((min is { } lo && value < lo) || (max is { } hi && value > hi))
             result.AddError($"Invalid value for '{name}': {value} is not in the range {RangeText(min, max)}.");
@@ -285,7 +314,7 @@ internal sealed partial class OptionTable
         return option;
     }
 
-    private static string RangeText(int? min, int? max) => (min, max) switch
+    private static string RangeText<T>(T? min, T? max) where T : struct => (min, max) switch
     {
         ({ } lo, { } hi) => $"{lo}<=x<={hi}",
         ({ } lo, null) => $"x>={lo}",

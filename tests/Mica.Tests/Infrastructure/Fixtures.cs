@@ -108,6 +108,12 @@ public sealed class RawAppServer : MicaServer
     protected override string App => "raw_app:app";
 }
 
+/// <summary>wire_echo:app (ASGI): what the app saw of each request, for the corpus and the fuzzer.</summary>
+public sealed class WireEchoServer : MicaServer
+{
+    protected override string App => "wire_echo:app";
+}
+
 public sealed class LifespanServer : MicaServer
 {
     protected override string App => "lifespan_app:app";

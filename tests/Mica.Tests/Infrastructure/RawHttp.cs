@@ -82,10 +82,26 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
         return await ReadToEndAsync();
     }
 
-    /// <summary>Reads the status line and headers (body left unread).</summary>
-    public async Task<RawResponse> ReadHeadAsync()
+    /// <summary>
+    /// One whole response, or null when the server closed (or reset) the connection before sending
+    /// a byte of one; a response cut short still throws.
+    /// </summary>
+    public async Task<RawResponse?> ReadResponseOrCloseAsync(string requestMethod = "GET")
     {
-        var statusLine = await ReadLineAsync() ?? throw new EndOfStreamException("connection closed before a response");
+        string? statusLine;
+        try { statusLine = await ReadLineAsync(); }
+        catch (IOException) when (_end == _start) { return null; }
+        if (statusLine is null) return null;
+        var head = await ReadHeadAsync(statusLine);
+        return head with { Body = await ReadBodyAsync(head, requestMethod) };
+    }
+
+    /// <summary>Reads the status line and headers (body left unread).</summary>
+    public async Task<RawResponse> ReadHeadAsync() =>
+        await ReadHeadAsync(await ReadLineAsync() ?? throw new EndOfStreamException("connection closed before a response"));
+
+    private async Task<RawResponse> ReadHeadAsync(string statusLine)
+    {
         var parts = statusLine.Split(' ', 3);
         if (parts.Length < 2 || !parts[0].StartsWith("HTTP/", StringComparison.Ordinal))
             throw new InvalidDataException($"not a status line: '{statusLine}'");
@@ -116,18 +132,27 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
     }
 
     /// <summary>True when the server closes the connection (end of stream or reset) within <paramref name="within"/>; data read meanwhile is discarded.</summary>
-    public async Task<bool> WaitClosedAsync(TimeSpan within)
+    public async Task<bool> WaitClosedAsync(TimeSpan within) => await ReadUntilClosedAsync(within) is not null;
+
+    /// <summary>
+    /// Everything still unread when the server closes the connection (end of stream or reset)
+    /// within <paramref name="within"/>; null if it is still open then.
+    /// </summary>
+    public async Task<byte[]?> ReadUntilClosedAsync(TimeSpan within)
     {
+        using var all = new MemoryStream();
+        all.Write(_buffer, _start, _end - _start);
         _start = _end = 0;
         using var cts = new CancellationTokenSource(within);
         var scratch = new byte[16 * 1024];
         try
         {
-            while (await _stream.ReadAsync(scratch, cts.Token) > 0) { }
-            return true;
+            int n;
+            while ((n = await _stream.ReadAsync(scratch, cts.Token)) > 0) all.Write(scratch, 0, n);
         }
-        catch (OperationCanceledException) { return false; }
-        catch (IOException) { return true; }
+        catch (OperationCanceledException) { return null; }
+        catch (IOException) { }
+        return all.ToArray();
     }
 
     /// <summary>Everything until the server closes the connection (bounded by <see cref="Timeout"/>).</summary>
@@ -207,6 +232,26 @@ public sealed class RawConnection : IAsyncDisposable, IDisposable
         catch (SocketException) { return true; }
         catch (ObjectDisposedException) { return true; }
     }
+
+    /// <summary>
+    /// True when the server sends something, or closes, within <paramref name="within"/>; what it
+    /// sent is kept for the next read.
+    /// </summary>
+    public async Task<bool> WaitForDataAsync(TimeSpan within)
+    {
+        if (_end > _start) return true;
+        _start = _end = 0;
+        using var cts = new CancellationTokenSource(within);
+        try
+        {
+            _end = await _stream.ReadAsync(_buffer, cts.Token);
+            return true;
+        }
+        catch (OperationCanceledException) { return false; }
+    }
+
+    /// <summary>Half-closes the connection: the server reads the end of the request stream, and may still answer.</summary>
+    public void CloseOutput() => _client.Client.Shutdown(SocketShutdown.Send);
 
     public void Abort()
     {

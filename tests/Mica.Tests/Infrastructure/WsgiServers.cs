@@ -21,6 +21,13 @@ public sealed class WsgiPrefixServer : MicaServer
     protected override string[] Options => ["--interface", "wsgi", "--url-path-prefix", Prefix];
 }
 
+/// <summary>wire_echo:wsgi: what the app saw of each request, for the corpus and the fuzzer.</summary>
+public sealed class WireEchoWsgiServer : MicaServer
+{
+    protected override string App => "wire_echo:wsgi";
+    protected override string[] Options => ["--interface", "wsgi"];
+}
+
 public sealed class FlaskWsgiServer : MicaServer
 {
     protected override string App => "wsgi_flask:app";
