@@ -1,5 +1,5 @@
-"""Adds mica_granian.pth beside the packages: site.py then appends site-packages/mica_granian (the
-shim's `granian` package) to the end of sys.path."""
+"""Adds mica_granian.pth beside the packages: site.py runs its `import _mica_granian` at every
+start-up of the virtualenv's Python."""
 
 import os
 

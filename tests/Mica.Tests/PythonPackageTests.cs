@@ -11,12 +11,8 @@ namespace Mica.Tests;
 /// and `from granian import Granian` through the opt-in shim) runs the server, forwards signals and
 /// calls its hooks in Granian's order.
 /// </summary>
-public sealed partial class PythonPackageTests : IDisposable
+public sealed partial class PythonPackageTests
 {
-    private readonly DirectoryInfo _dir = Master.TempDir();
-
-    public void Dispose() => _dir.Delete(recursive: true);
-
     private static string ExamplesDir => Path.Combine(MicaProcess.RepoRoot, "examples");
 
     /// <summary>As a user's shell would be: the virtualenv neither activated nor on PATH.</summary>
@@ -39,20 +35,21 @@ public sealed partial class PythonPackageTests : IDisposable
     [Fact]
     public async Task Venv_mica_command_serves_the_example_app_with_the_venv_python()
     {
-        var venv = await PythonWheel.CreateVenvAsync(_dir.FullName);
+        var venv = await PythonWheel.VenvAsync();
         await using var mica = await ReadyAsync(MicaProcess.Start(
             [Path.Combine(venv, "bin", "mica"), "--port", "0", "--working-dir", ExamplesDir, "app:app"], NotActivated));
 
         using (var client = mica.CreateClient())
             Assert.Equal("Hello from Mica!\n", await client.GetStringAsync("/"));
-        Assert.Contains(mica.StderrLines, l => l.Contains($"Python 3.11 ({venv}/bin/python)", StringComparison.Ordinal));
+        var python = mica.StderrLines.Single(l => l.Contains("[INFO] Python 3.", StringComparison.Ordinal));
+        Assert.Contains($"({venv}/bin/python", python);
         Assert.Equal(0, await mica.StopAsync());
     }
 
     [Fact]
     public async Task Python_m_mica_becomes_the_server_and_serves_with_the_venv_packages()
     {
-        var venv = await PythonWheel.CreateVenvAsync(_dir.FullName);
+        var venv = await PythonWheel.VenvAsync();
         await using var mica = await ReadyAsync(MicaProcess.Start(
             [Path.Combine(venv, "bin", "python"), "-m", "mica", "--port", "0", "--working-dir", MicaProcess.AppsDir, "venv_app:app"],
             NotActivated));
@@ -76,7 +73,7 @@ public sealed partial class PythonPackageTests : IDisposable
     [InlineData("granian")]
     public async Task Python_api_serves_reloads_on_sighup_stops_on_sigterm_and_calls_hooks_in_order(string api)
     {
-        var venv = await PythonWheel.CreateVenvAsync(_dir.FullName, granian: api == "granian");
+        var venv = await PythonWheel.VenvAsync(granian: api == "granian");
         await using var mica = await ReadyAsync(MicaProcess.Start(
             [Path.Combine(venv, "bin", "python"), Path.Combine(MicaProcess.AppsDir, "api_serve.py"), api, "starlette_app:app", MicaProcess.AppsDir],
             NotActivated));
@@ -84,14 +81,14 @@ public sealed partial class PythonPackageTests : IDisposable
             Assert.Contains(mica.StderrLines, l => l.StartsWith($"API granian from {venv}/lib/", StringComparison.Ordinal) && l.Contains("/mica_granian/granian/"));
 
         using var client = mica.CreateClient();
-        Assert.Contains("starlette", await client.GetStringAsync("/"));
+        Assert.Contains("starlette", await client.GetStringAsync("/json"));
         var firstWorker = mica.WorkerPid;
 
         var mark = mica.Mark();
         mica.Signal(Libc.SIGHUP);
         await mica.WaitForStderrAsync("HOOK reload", after: mark);
         await mica.WaitForLineAsync(l => l.Text.Contains($"(pid {firstWorker}) stopped", StringComparison.Ordinal), TimeSpan.FromSeconds(30), mark);
-        Assert.Contains("starlette", await client.GetStringAsync("/"));
+        Assert.Contains("starlette", await client.GetStringAsync("/json"));
 
         mica.Signal(Libc.SIGTERM);
         Assert.Equal(0, await mica.WaitForExitAsync(TimeSpan.FromSeconds(20)));
@@ -101,6 +98,29 @@ public sealed partial class PythonPackageTests : IDisposable
         Assert.Equal(
             ["HOOK startup", "Starting Mica", "HOOK reload", "Received SIGHUP", "Received SIGTERM", "Shutdown complete", "HOOK shutdown", "SERVE RETURNED"],
             events);
+    }
+
+    [Fact]
+    public async Task Granian_shim_gives_way_to_a_real_granian_found_on_the_path()
+    {
+        var venv = await PythonWheel.VenvAsync(granian: true);
+        var python = Path.Combine(venv, "bin", "python");
+        const string where = "import granian; print(granian.__file__)";
+        var shim = Tool.Ok(await Tool.RunAsync(python, ["-c", where])).Stdout.Trim();
+        Assert.Equal($"{venv}/lib/python3.11/site-packages/mica_granian/granian/__init__.py", shim);
+
+        var dir = Master.TempDir();
+        try
+        {
+            var real = Directory.CreateDirectory(Path.Combine(dir.FullName, "granian"));
+            File.WriteAllText(Path.Combine(real.FullName, "__init__.py"), "");
+            var found = Tool.Ok(await Tool.RunAsync("/usr/bin/env", [$"PYTHONPATH={dir.FullName}", python, "-c", where])).Stdout.Trim();
+            Assert.Equal(Path.Combine(real.FullName, "__init__.py"), found);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 
     [Fact]

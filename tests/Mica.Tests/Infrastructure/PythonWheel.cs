@@ -63,19 +63,34 @@ public static class PythonWheel
         return Convert.ToHexString(hash.GetHashAndReset())[..16].ToLowerInvariant();
     }
 
+    private static readonly SemaphoreSlim VenvLock = new(1, 1);
+    private static readonly Dictionary<bool, string> Venvs = [];
+
     /// <summary>
-    /// A new virtualenv (Debian's python3 with <c>--system-site-packages</c>, so the frameworks are
-    /// there) in <paramref name="parent"/>, with mica-server installed, and mica-server-granian too
-    /// when <paramref name="granian"/>. Returns the virtualenv's folder.
+    /// A virtualenv made for this test run (Debian's python3 with <c>--system-site-packages</c>, so the
+    /// frameworks are there) with mica-server installed, and mica-server-granian too when
+    /// <paramref name="granian"/>; one of each kind per run, shared by the tests, which only read it.
+    /// Returns its folder.
     /// </summary>
-    public static async Task<string> CreateVenvAsync(string parent, bool granian = false)
+    public static async Task<string> VenvAsync(bool granian = false)
     {
         var wheels = await BuildAsync();
-        var venv = Path.Combine(parent, "venv");
-        Tool.Ok(await Tool.RunAsync(MicaProcess.Python, ["-m", "venv", "--system-site-packages", venv], TimeSpan.FromMinutes(2)));
-        string[] install = granian ? [MicaServerWheel(wheels), GranianWheel(wheels)] : [MicaServerWheel(wheels)];
-        Tool.Ok(await Tool.RunAsync(Path.Combine(venv, "bin", "pip"),
-            ["install", "--no-index", "--disable-pip-version-check", "--no-warn-script-location", .. install], TimeSpan.FromMinutes(2)));
-        return venv;
+        await VenvLock.WaitAsync();
+        try
+        {
+            if (Venvs.TryGetValue(granian, out var existing)) return existing;
+            var parent = Master.TempDir();
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => parent.Delete(recursive: true);
+            var venv = Path.Combine(parent.FullName, "venv");
+            Tool.Ok(await Tool.RunAsync(MicaProcess.Python, ["-m", "venv", "--system-site-packages", venv], TimeSpan.FromMinutes(2)));
+            string[] install = granian ? [MicaServerWheel(wheels), GranianWheel(wheels)] : [MicaServerWheel(wheels)];
+            Tool.Ok(await Tool.RunAsync(Path.Combine(venv, "bin", "pip"),
+                ["install", "--no-index", "--disable-pip-version-check", "--no-warn-script-location", .. install], TimeSpan.FromMinutes(2)));
+            return Venvs[granian] = venv;
+        }
+        finally
+        {
+            VenvLock.Release();
+        }
     }
 }
