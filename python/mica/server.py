@@ -247,7 +247,13 @@ class Mica:
                                             start_new_session=True)
             for signum in self._early_signals:
                 self.process.send_signal(signum)
-            code = self.process.wait()
+            try:
+                code = self.process.wait()
+            except BaseException:
+                # An on_reload hook raised: the server must not outlive this process.
+                self.process.terminate()
+                self.process.wait()
+                raise
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
