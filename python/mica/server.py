@@ -5,15 +5,15 @@ The constructor takes Granian's arguments, by the same names and in the same ord
 it, and ends as it ends. An argument left out (None) is not passed, so the server's own default
 applies, which `MICA_*` / `GRANIAN_*` environment variables can set, as on the command line.
 
-Hooks run in this process, at Granian's points: `on_startup` before the server starts its workers,
-`on_reload` when this process gets SIGHUP (before the workers are replaced), `on_shutdown` after the
-server stopped. Reloads the server decides by itself (`reload=True` on a file change) do not reach
-them.
+Hooks run in this process, at Granian's points, when the server asks for them: `on_startup` once
+it has bound its socket and before its first workers, `on_reload` before workers are replaced
+(SIGHUP, or a file change with `reload=True`), `on_shutdown` once the workers have stopped.
 """
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -238,31 +238,45 @@ class Mica:
     def _run(self, log_config):
         args = self.command_line(log_config)
         path = binary.find()
-        self._call_hooks(self.hooks_startup)
+        # The server asks for the hooks at Granian's points over this socket pair (MICA_HOOKS_FD; see
+        # src/Mica/HookChannel.cs): a line naming the event, answered "ok" once its hooks have run.
+        channel, servers_end = socket.socketpair()
+        env = binary.environment(args)
+        env["MICA_HOOKS_FD"] = str(servers_end.fileno())
         previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED_SIGNALS}
         try:
             # Its own session: a Ctrl-C in the terminal reaches this process only, which forwards it
             # once (a second SIGINT would tell the server to kill its workers at once).
-            self.process = subprocess.Popen(["mica", *args], executable=path, env=binary.environment(args),
-                                            start_new_session=True)
+            with servers_end:
+                self.process = subprocess.Popen(["mica", *args], executable=path, env=env,
+                                                pass_fds=(servers_end.fileno(),), start_new_session=True)
             for signum in self._early_signals:
                 self.process.send_signal(signum)
             try:
-                code = self.process.wait()
+                self._answer_hooks(channel)
             except BaseException:
-                # An on_reload hook raised: the server must not outlive this process.
+                # A hook raised: the server must not outlive this process (and, the channel closed,
+                # it no longer waits for an answer).
+                channel.close()
                 self.process.terminate()
                 self.process.wait()
                 raise
+            code = self.process.wait()
         finally:
+            channel.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        self._call_hooks(self.hooks_shutdown)
         return 128 - code if code < 0 else code
 
+    def _answer_hooks(self, channel):
+        """Runs the hooks the server asks for, until it exits (the end of the channel)."""
+        hooks = {b"startup": self.hooks_startup, b"reload": self.hooks_reload, b"shutdown": self.hooks_shutdown}
+        with channel.makefile("rb") as events:
+            for event in events:
+                self._call_hooks(hooks.get(event.strip(), ()))
+                channel.sendall(b"ok\n")
+
     def _forward(self, signum, frame):
-        if signum == signal.SIGHUP:
-            self._call_hooks(self.hooks_reload)
         if self.process is None:            # not started yet: sent as soon as it is
             self._early_signals.append(signum)
         elif self.process.returncode is None:

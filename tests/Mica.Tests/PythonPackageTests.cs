@@ -94,11 +94,43 @@ public sealed partial class PythonPackageTests
         Assert.Equal(0, await mica.WaitForExitAsync(TimeSpan.FromSeconds(20)));
         await mica.AssertNoOrphansAsync();
 
-        var events = mica.StderrLines.Select(l => EventPattern().Match(l)).Where(m => m.Success).Select(m => m.Value).ToList();
+        // Granian's points: startup once bound and before the first worker, reload before the
+        // replacement, shutdown once the workers stopped; each waited for by the server.
         Assert.Equal(
-            ["HOOK startup", "Starting Mica", "HOOK reload", "Received SIGHUP", "Received SIGTERM", "Shutdown complete", "HOOK shutdown", "SERVE RETURNED"],
-            events);
+            ["Starting Mica", "HOOK startup", "Spawned worker", "Received SIGHUP", "HOOK reload", "Spawned worker",
+             "Received SIGTERM", "HOOK shutdown", "Shutdown complete", "SERVE RETURNED"],
+            Events(mica));
     }
+
+    [Fact]
+    public async Task Python_api_runs_the_reload_hooks_when_a_file_change_reloads()
+    {
+        var venv = await PythonWheel.VenvAsync();
+        var watched = Master.TempDir();
+        try
+        {
+            await using var mica = await ReadyAsync(MicaProcess.Start(
+                [Path.Combine(venv, "bin", "python"), Path.Combine(MicaProcess.AppsDir, "api_serve.py"), "mica", "hello:app", MicaProcess.AppsDir, watched.FullName],
+                NotActivated));
+            var mark = mica.Mark();
+            File.WriteAllText(Path.Combine(watched.FullName, "changed.py"), "x = 1\n");
+            await mica.WaitForStderrAsync("HOOK reload", ReloadProject.ChangeTimeout, after: mark);
+            await mica.WaitForLineAsync(l => l.Index > mark && l.Text.EndsWith(" ready", StringComparison.Ordinal), ReloadProject.WorkerTimeout, mark);
+            Assert.Equal(0, await mica.StopAsync());
+            Assert.Equal(
+                ["Starting Mica", "HOOK startup", "Spawned worker", "Changes detected", "HOOK reload", "Spawned worker",
+                 "Received SIGINT", "HOOK shutdown", "Shutdown complete", "SERVE RETURNED"],
+                Events(mica));
+        }
+        finally
+        {
+            watched.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>The hook lines and the server's lines they are ordered against, in the order written.</summary>
+    private static List<string> Events(MicaProcess mica) =>
+        [.. mica.StderrLines.Select(l => EventPattern().Match(l)).Where(m => m.Success).Select(m => m.Value)];
 
     [Fact]
     public async Task Granian_shim_gives_way_to_a_real_granian_found_on_the_path()
@@ -144,6 +176,6 @@ public sealed partial class PythonPackageTests
         Assert.All(new OptionTable().Entries, e => Assert.True(mapped.Contains(e.Option.Name), $"{e.Option.Name} has no Python API argument"));
     }
 
-    [GeneratedRegex("HOOK (startup|reload|shutdown)|Starting Mica|Received SIG(HUP|TERM)|Shutdown complete|SERVE RETURNED")]
+    [GeneratedRegex("HOOK (startup|reload|shutdown)|Starting Mica|Spawned worker|Changes detected|Received SIG(HUP|TERM|INT)|Shutdown complete|SERVE RETURNED")]
     private static partial Regex EventPattern();
 }
