@@ -28,12 +28,13 @@ internal sealed class HookChannel : IDisposable
         if (value is null) return new HookChannel(null);
         Environment.SetEnvironmentVariable(Variable, null);    // for this process only, not its workers
         // Close-on-exec, or every worker (and the app's subprocesses) would hold the channel open.
-        if (!int.TryParse(value, out var fd) || fd < 3 || Libc.fcntl(fd, Libc.F_SETFD, Libc.FD_CLOEXEC) != 0)
+        if (int.TryParse(value, out var fd) && fd >= 3 && Libc.fcntl(fd, Libc.F_SETFD, Libc.FD_CLOEXEC) == 0)
         {
-            Log.Warning($"{Variable}={value} is not an open descriptor: the Python hooks will not run");
-            return new HookChannel(null);
+            try { return new HookChannel(new Socket(new SafeSocketHandle(fd, ownsHandle: true))); }
+            catch (SocketException) { }
         }
-        return new HookChannel(new Socket(new SafeSocketHandle(fd, ownsHandle: true)));
+        Log.Warning($"{Variable}={value} is not an open socket: the Python hooks will not run");
+        return new HookChannel(null);
     }
 
     /// <summary>Runs the Python side's hooks for <paramref name="name"/> (startup, reload, shutdown); returns once they ran.</summary>
