@@ -61,6 +61,7 @@ public sealed partial class PythonPackageTests
             // The worker's `mica` is the installed package (its API too), with mica.rsgi added.
             Assert.StartsWith(venv + "/lib/", served.GetProperty("mica").GetString());
             Assert.True(served.GetProperty("api").GetBoolean());
+            Assert.True(served.GetProperty("rsgi").GetBoolean());
         }
         // exec: the process started is the master itself (its log lines carry its PID).
         var starting = mica.StderrLines.First(l => l.Contains("Starting Mica", StringComparison.Ordinal));

@@ -10,6 +10,7 @@ import mica
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
-    body = json.dumps({"prefix": sys.prefix, "mica": mica.__file__, "api": hasattr(mica, "Mica")}).encode()
+    body = json.dumps({"prefix": sys.prefix, "mica": mica.__file__, "api": hasattr(mica, "Mica"),
+                       "rsgi": hasattr(mica, "rsgi")}).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
