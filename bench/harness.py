@@ -132,7 +132,7 @@ def measure(name, argv, url, duration, connections, python_thread=None, load=wrk
         time.sleep(1.0)
         pids = tree(proc.pid)
         worker = pids[-1]
-        idle_rss = rss_mib(worker)
+        idle_rss, master_rss = rss_mib(worker), rss_mib(pids[0])
         load(url, 3, connections)                        # warm-up (JIT tiers, caches, thread pools)
         tids = thread_ids(worker, python_thread) if python_thread else []
         cpu0 = process_cpu(pids)
@@ -144,7 +144,7 @@ def measure(name, argv, url, duration, connections, python_thread=None, load=wrk
         return {
             "name": name, "rps": rps, "total": total, "errors": errors, "non2xx": non2xx, "p99_ms": p99,
             "cpu_us": cpu / total * 1e6, "python_us": (thread / total * 1e6) if tids else None,
-            "idle_rss": idle_rss, "first_200": first_200,
+            "idle_rss": idle_rss, "master_rss": master_rss, "first_200": first_200,
         }
     finally:
         proc.send_signal(signal.SIGINT)

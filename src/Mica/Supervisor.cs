@@ -22,6 +22,9 @@ namespace Mica;
 /// the master keeps the port, serves the error as a 503 page meanwhile (<see cref="ErrorResponder"/>)
 /// and waits for the next change before starting a worker again (no restart storm).
 ///
+/// Started by the Python API (<c>mica.Mica</c>), the loop runs its hooks at Granian's points through
+/// the <see cref="HookChannel"/>.
+///
 /// With <c>--metrics</c>, the loop keeps the <see cref="MetricsBook"/> (spawns, restarts, the workers'
 /// reports) and, after every event, publishes a frozen view of it to the <see cref="MetricsExporter"/>,
 /// which answers scrapes on its own tasks.
@@ -35,6 +38,7 @@ internal sealed class Supervisor(ServerOptions options)
     private readonly List<WorkerProcess> _workers = [];
     private readonly Queue<WorkerProcess> _toReplace = new();
     private readonly SystemdNotifier _systemd = SystemdNotifier.FromEnvironment();
+    private readonly HookChannel _hooks = HookChannel.FromEnvironment();
     private Listener? _listener;
     private IReadOnlyDictionary<string, string> _workerEnvironment = new Dictionary<string, string>();
     private ErrorResponder? _errorPage;   // created with the listener under --reload-ignore-worker-failure
@@ -91,6 +95,7 @@ internal sealed class Supervisor(ServerOptions options)
         using var ticks = StartTicks();
         using var watcher = StartWatching();
 
+        _hooks.Run("startup");
         _target = options.Workers;
         for (var id = 1; id <= _target; id++) Spawn(id);
         PublishMetrics();
@@ -109,6 +114,8 @@ internal sealed class Supervisor(ServerOptions options)
             PublishMetrics();
             if (_stopping && _workers.Count == 0) break;
         }
+        _hooks.Run("shutdown");
+        _hooks.Dispose();
         Log.Info("Shutdown complete");
         return _exitCode;
     }
@@ -220,6 +227,7 @@ internal sealed class Supervisor(ServerOptions options)
         {
             case PosixSignal.SIGHUP:
                 Log.Info("Received SIGHUP: replacing every worker");
+                _hooks.Run("reload");
                 _systemd.Notify($"RELOADING=1\nMONOTONIC_USEC={SystemdNotifier.MonotonicMicroseconds()}");
                 foreach (var worker in _workers.Where(w => w.State == WorkerState.Ready && w.Replacing is null).ToList())
                     Replace(worker, RestartReason.Signal, "reload requested");
@@ -378,6 +386,7 @@ internal sealed class Supervisor(ServerOptions options)
     {
         if (_stopping) return;
         Log.Info($"Changes detected in {paths[0]}{(paths.Count > 1 ? $" and {paths.Count - 1} more" : "")}: reloading");
+        _hooks.Run("reload");
         _toReplace.Clear();
         foreach (var worker in _workers.Where(w => w.State != WorkerState.Stopping).ToList()) worker.Stop();
         for (var id = 1; id <= _target; id++) Spawn(id);

@@ -61,7 +61,7 @@ internal sealed class WorkerProcess
         var fromWorker = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.Inheritable);
         var start = new ProcessStartInfo(Environment.ProcessPath!) { UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
-            start.ArgumentList.Add(typeof(WorkerProcess).Assembly.Location);
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, typeof(WorkerProcess).Assembly.GetName().Name + ".dll"));
         start.ArgumentList.Add(WorkerProgram.Command);
         start.ArgumentList.Add(toWorker.GetClientHandleAsString());
         start.ArgumentList.Add(fromWorker.GetClientHandleAsString());

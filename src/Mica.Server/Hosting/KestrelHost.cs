@@ -75,7 +75,8 @@ internal static class KestrelHost
     private static ServiceProvider Services(ILoggerFactory loggers)
     {
         var services = new ServiceCollection().AddSingleton(loggers).AddMetrics();
-        var metrics = typeof(KestrelServer).Assembly.GetType("Microsoft.AspNetCore.Server.Kestrel.Core.Internal.Infrastructure.KestrelMetrics", throwOnError: true)!;
+        // A literal assembly-qualified name, so that trimming (the single-file build) sees and keeps the type.
+        var metrics = Type.GetType("Microsoft.AspNetCore.Server.Kestrel.Core.Internal.Infrastructure.KestrelMetrics, Microsoft.AspNetCore.Server.Kestrel.Core", throwOnError: true)!;
         services.AddSingleton(metrics);
         return services.BuildServiceProvider();
     }

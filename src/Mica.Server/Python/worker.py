@@ -74,8 +74,11 @@ def _apply_log_config(text, log_level, log_format, log_date_format):
 
 
 def provide_rsgi_module(rsgi):
-    """Makes `mica.rsgi` importable, and `granian.rsgi` too unless Granian itself is installed, so
-    that apps written for Granian find the names they import (types, exceptions)."""
+    """Makes `mica.rsgi` importable, and `granian.rsgi` too unless a `granian` package is installed
+    (Granian itself; or Mica's opt-in granian shim, whose `granian.rsgi` is this same module), so that
+    apps written for Granian find the names they import (types, exceptions). The parent package is
+    the installed one when there is one (the mica-server wheel: `from mica import Mica` keeps working
+    in the app), else an empty stand-in."""
     import importlib.util
     import types
 
@@ -83,8 +86,11 @@ def provide_rsgi_module(rsgi):
         package_name, _, leaf = name.rpartition(".")
         package = sys.modules.get(package_name)
         if package is None:
-            package = sys.modules[package_name] = types.ModuleType(package_name)
-            package.__path__ = []
+            try:
+                package = importlib.import_module(package_name)
+            except ImportError:
+                package = sys.modules[package_name] = types.ModuleType(package_name)
+                package.__path__ = []
         setattr(package, leaf, module)
         sys.modules[name] = module
 

@@ -132,7 +132,26 @@ public sealed partial class MicaProcess : IAsyncDisposable, IDisposable
     public static async Task<MicaProcess> LaunchViaAsync(IReadOnlyList<string>? wrapper, IEnumerable<string> args, IDictionary<string, string?>? environment = null, bool raw = false)
     {
         await EnsureBuiltAsync();
-        var psi = new ProcessStartInfo(wrapper is { Count: > 0 } ? wrapper[0] : Launcher)
+        List<string> command = [];
+        if (wrapper is { Count: > 0 })
+        {
+            command.AddRange(wrapper.Select(a => a switch { MicaPathPlaceholder => Launcher, MicaBinaryPlaceholder => BuiltBinary, _ => a }));
+            if (!wrapper.Contains(MicaPathPlaceholder) && !wrapper.Contains(MicaBinaryPlaceholder)) command.Add(Launcher);
+        }
+        else command.Add(Launcher);
+        if (!raw) command.AddRange(["--python", Python, "--port", "0", "--working-dir", AppsDir]);
+        command.AddRange(args);
+        return Start(command, environment);
+    }
+
+    /// <summary>
+    /// Starts <paramref name="command"/> exactly as given (a program that is or runs a mica master
+    /// sharing its stdout and stderr, e.g. a virtualenv's <c>mica</c>), in the same hermetic
+    /// environment as <see cref="LaunchAsync"/>, and returns at once.
+    /// </summary>
+    public static MicaProcess Start(IReadOnlyList<string> command, IDictionary<string, string?>? environment = null)
+    {
+        var psi = new ProcessStartInfo(command[0])
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
@@ -142,17 +161,7 @@ public sealed partial class MicaProcess : IAsyncDisposable, IDisposable
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
-        if (wrapper is { Count: > 0 })
-        {
-            foreach (var a in wrapper.Skip(1))
-                psi.ArgumentList.Add(a switch { MicaPathPlaceholder => Launcher, MicaBinaryPlaceholder => BuiltBinary, _ => a });
-            if (!wrapper.Contains(MicaPathPlaceholder) && !wrapper.Contains(MicaBinaryPlaceholder)) psi.ArgumentList.Add(Launcher);
-        }
-        if (!raw)
-        {
-            foreach (var a in new[] { "--python", Python, "--port", "0", "--working-dir", AppsDir }) psi.ArgumentList.Add(a);
-        }
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var a in command.Skip(1)) psi.ArgumentList.Add(a);
 
         // Hermetic: no MICA_*/GRANIAN_* (nor uvicorn's FORWARDED_ALLOW_IPS) from the environment the tests run in.
         foreach (var key in psi.Environment.Keys.ToList())

@@ -1,0 +1,3 @@
+from mica.server import ConfigurationError
+
+__all__ = ["ConfigurationError"]

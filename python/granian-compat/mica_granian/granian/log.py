@@ -1,0 +1,3 @@
+from mica.constants import LogLevels
+
+__all__ = ["LogLevels"]
