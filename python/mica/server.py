@@ -62,6 +62,10 @@ OPTIONS = (
     ("pid_file", "--pid-file"),
     # Mica's own
     ("python", "--python"), ("proxy_headers", "--proxy-headers"), ("forwarded_allow_ips", "--forwarded-allow-ips"),
+    ("limit_request_line", "--limit-request-line"), ("limit_request_fields", "--limit-request-fields"),
+    ("limit_request_fields_size", "--limit-request-fields-size"), ("limit_request_body", "--limit-request-body"),
+    ("limit_concurrency", "--limit-concurrency"), ("timeout_keep_alive", "--timeout-keep-alive"),
+    ("min_request_body_rate", "--min-request-body-rate"), ("min_response_rate", "--min-response-rate"),
 )
 
 HTTP1_OPTIONS = (
@@ -160,6 +164,14 @@ class Mica:
         python=None,
         proxy_headers=None,
         forwarded_allow_ips=None,
+        limit_request_line=None,
+        limit_request_fields=None,
+        limit_request_fields_size=None,
+        limit_request_body=None,
+        limit_concurrency=None,
+        timeout_keep_alive=None,
+        min_request_body_rate=None,
+        min_response_rate=None,
     ):
         if reload_filter is not None:
             raise ConfigurationError(
