@@ -39,13 +39,13 @@ def build_mica():
     subprocess.run([os.path.join(ROOT, "mica"), "--version"], check=True, stdout=subprocess.DEVNULL)
 
 
-def answers_200(url, http2=False):
+def answers_200(url, http2=False, timeout=1.0):
     """One GET: over HTTP/1.1, or with `http2` over cleartext HTTP/2 with prior knowledge (curl)."""
     if http2:
-        return subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1",
+        return subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", f"{timeout:g}",
                                "--http2-prior-knowledge", url], capture_output=True, text=True).stdout == "200"
     try:
-        with urllib.request.urlopen(url, timeout=1) as r:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
             return r.status == 200
     except OSError:
         return False

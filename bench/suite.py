@@ -33,7 +33,7 @@ from functools import partial
 from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BENCH, INLINE_COMPLETIONS, PYTHON, ROOT, build_kestrel_hello, build_mica, error_text, free_port,  # noqa: E402
+from harness import (BENCH, INLINE_COMPLETIONS, PYTHON, ROOT, answers_200, build_kestrel_hello, build_mica, error_text, free_port,  # noqa: E402
                      h2load, kestrel_hello, measure_load, mica, serving, wrk, ws_load)
 import report  # noqa: E402
 
@@ -128,32 +128,40 @@ def pick(kind, table, names):
     return [t for t in table if t.name in wanted]
 
 
+DRAIN_TIMEOUT = 120    # seconds a server may take to answer one GET after a run (its queue of earlier requests)
+
+
 def run_server(server, scenario, levels, duration, warmup):
-    """Serves `scenario` with `server`: warm-up at the highest level, then one run per level. One
-    record per level; a failed one has "failure" set (the server did not start, the load generator
-    failed, or the run saw errors or non-2xx answers)."""
+    """Serves `scenario` with `server`: warm-up at the highest level, then one run per level, each
+    once the server has worked through what the previous load left queued (a GET answered). Yields
+    a record per level as it is measured; a failed one has "failure" set (the server did not start
+    or did not drain, the load generator failed, or the run saw errors or non-2xx answers)."""
     port = free_port()
     url = f"{scenario.scheme}://127.0.0.1:{port}{scenario.path}"
+    ready = f"http://127.0.0.1:{port}/b10"
     base = {"scenario": scenario.name, "server": server.name}
     h2_only = scenario.needs == "http2" and server.h2_argv is not None
     argv = (server.h2_argv if h2_only else server.argv)(port)
+    pending = list(levels)
     try:
-        with serving(argv, f"http://127.0.0.1:{port}/b10", server.env, http2=h2_only) as served:
+        with serving(argv, ready, server.env, http2=h2_only) as served:
             try:
                 scenario.load(url, warmup, max(levels))
             except Exception:       # noqa: BLE001 - the measured runs say what is wrong
                 pass
-            records = []
-            for level in levels:
+            while pending:
+                level = pending.pop(0)
                 try:
+                    if not answers_200(ready, http2=h2_only, timeout=DRAIN_TIMEOUT):
+                        raise RuntimeError(f"still busy with earlier requests after {DRAIN_TIMEOUT} s")
                     r = measure_load(served, scenario.load, url, duration, level, server.python_thread)
                     failure = error_text(r) if r["errors"] or r["non2xx"] else None if r["total"] else "no request completed"
-                    records.append({**base, "concurrency": level, **r, "failure": failure})
+                    yield {**base, "concurrency": level, **r, "failure": failure}
                 except Exception as e:  # noqa: BLE001 - recorded as this run's failure
-                    records.append({**base, "concurrency": level, "failure": describe(e)})
-            return records
+                    yield {**base, "concurrency": level, "failure": describe(e)}
     except Exception as e:          # noqa: BLE001 - the server did not start
-        return [{**base, "concurrency": level, "failure": f"start: {describe(e)}"} for level in levels]
+        for level in pending:
+            yield {**base, "concurrency": level, "failure": f"start: {describe(e)}"}
 
 
 def describe(error):
