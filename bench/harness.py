@@ -216,7 +216,7 @@ class Served:
 def serving(argv, url, env=None, settle=1.0, http2=False):
     """Starts the server (cwd bench/apps, `env`: variables added to ours), waits for `url` to answer 200
     (over HTTP/2 with `http2`) and `settle` seconds more, yields a Served, stops it (SIGINT, then
-    SIGKILL after 15 s)."""
+    SIGKILL after 15 s; SIGKILL to what is left of its process tree)."""
     started = time.monotonic()
     # Output to a file, not a pipe: a server that logs under load (waitress) would block on a full pipe.
     with tempfile.TemporaryFile() as log:
@@ -232,12 +232,16 @@ def serving(argv, url, env=None, settle=1.0, http2=False):
             time.sleep(settle)
             yield Served(proc, first_200)
         finally:
+            family = tree(proc.pid)
             proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            for pid in family[1:]:          # a worker its master left behind (gunicorn's, stuck in a request)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def measure_load(served, load, url, duration, concurrency, python_thread=None):
