@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""What the access log costs: Mica serving the ASGI "hello" app with and without --access-log
+"""What the access log costs: Mica serving the suite's ASGI app (GET /b10) with and without --access-log
 (default format, lines to a file), alternated over several rounds, wrk -t1 -c128.
 
     bench/access_log.py [--duration 10] [--connections 128] [--rounds 3]
@@ -10,20 +10,17 @@ Needs: wrk (apt).
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import PYTHON, ROOT, error_text, free_port, measure  # noqa: E402
+from harness import build_mica, error_text, free_port, measure, mica  # noqa: E402
 
 
 def serve(access_log, duration, connections):
     port = free_port()
     extra = ["--access-log"] if access_log else []
-    return measure(
-        "mica --access-log" if access_log else "mica", [os.path.join(ROOT, "mica"), "--python", PYTHON, "--interface", "asgi",
-                                                         "--port", str(port), "--log-level", "warning", *extra, "hello_asgi:app"],
-        f"http://127.0.0.1:{port}/", duration, connections, python_thread="mica-python")
+    return measure("mica --access-log" if access_log else "mica", mica(port, "asgi", "bench_asgi:app", *extra),
+                   f"http://127.0.0.1:{port}/b10", duration, connections, python_thread="mica-python")
 
 
 def main():
@@ -33,7 +30,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    subprocess.run([os.path.join(ROOT, "mica"), "--version"], check=True, stdout=subprocess.DEVNULL)  # build first
+    build_mica()
     rows, ratios = [], []
     for _ in range(args.rounds):
         on = serve(True, args.duration, args.connections)
@@ -41,7 +38,7 @@ def main():
         ratios.append(on["rps"] / off["rps"])
         rows += [(on, off["rps"]), (off, off["rps"])]
 
-    print(f"\nASGI hello, wrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds\n")
+    print(f"\nASGI GET /b10, wrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds\n")
     print("| server | requests/s | ratio to no access log | server CPU µs/req | Python thread µs/req | errors |")
     print("|---|---|---|---|---|---|")
     for r, base in rows:

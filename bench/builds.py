@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Side by side: the same Mica sources built three ways, serving the raw ASGI "hello" app.
+"""Side by side: the same Mica sources built three ways, serving the ASGI app of the suite (bench_asgi.py, GET /b10).
 
 - `build`: what ./mica runs (`dotnet build`: framework-dependent, JIT with tiered PGO);
 - `single-file`: `dotnet publish` self-contained, one trimmed ReadyToRun file, JIT (scripts/publish jit);
@@ -49,14 +49,14 @@ def main():
         for name, binary in variants:
             port = free_port()
             argv = [binary, "--python", PYTHON, "--interface", "asgi", "--port", str(port),
-                    "--log-level", "warning", "hello_asgi:app"]
-            url = f"http://127.0.0.1:{port}/"
+                    "--log-level", "warning", "bench_asgi:app"]
+            url = f"http://127.0.0.1:{port}/b10"
             results[name].append(measure(name, argv, url, args.duration, args.connections))
 
     def median(name, key):
         return statistics.median(r[key] for r in results[name])
 
-    print(f"\nASGI hello, wrk -t1 -c{args.connections} -d{args.duration}s, {os.cpu_count()} cores, "
+    print(f"\nASGI GET /b10, wrk -t1 -c{args.connections} -d{args.duration}s, {os.cpu_count()} cores, "
           f"{args.rounds} rounds (medians; ratios to `build`)\n")
     print("| build | size MiB | first 200 s | master RSS MiB | worker RSS MiB | requests/s | ratio | server CPU µs/req | errors |")
     print("|---|---|---|---|---|---|---|---|---|")

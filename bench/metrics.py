@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""What --metrics costs per request: Mica serving the "hello" app with and without --metrics
+"""What --metrics costs per request: Mica serving the suite's app (GET /b10) with and without --metrics
 (default scrape interval; nothing scrapes during the run), alternated over several rounds, wrk -t1.
 
     bench/metrics.py [--interface asgi|wsgi] [--duration 10] [--connections 128] [--rounds 3]
@@ -10,23 +10,20 @@ Needs: wrk (apt).
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import PYTHON, ROOT, error_text, free_port, measure  # noqa: E402
+from harness import build_mica, error_text, free_port, measure, mica  # noqa: E402
 
-APPS = {"asgi": ("hello_asgi:app", "mica-python"), "wsgi": ("hello_wsgi:app", "mica-wsgi-")}
+APPS = {"asgi": ("bench_asgi:app", "mica-python"), "wsgi": ("bench_wsgi:app", "mica-wsgi-")}
 
 
 def serve(metrics, interface, duration, connections):
     port = free_port()
     app, thread = APPS[interface]
     extra = ["--metrics", "--metrics-port", "0"] if metrics else []
-    return measure(
-        "mica --metrics" if metrics else "mica", [os.path.join(ROOT, "mica"), "--python", PYTHON, "--interface", interface,
-                                                   "--port", str(port), "--log-level", "warning", *extra, app],
-        f"http://127.0.0.1:{port}/", duration, connections, python_thread=thread)
+    return measure("mica --metrics" if metrics else "mica", mica(port, interface, app, *extra),
+                   f"http://127.0.0.1:{port}/b10", duration, connections, python_thread=thread)
 
 
 def main():
@@ -37,7 +34,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    subprocess.run([os.path.join(ROOT, "mica"), "--version"], check=True, stdout=subprocess.DEVNULL)  # build first
+    build_mica()
     rows, ratios, cpu_ratios = [], [], []
     for _ in range(args.rounds):
         on = serve(True, args.interface, args.duration, args.connections)
@@ -46,7 +43,7 @@ def main():
         cpu_ratios.append(on["cpu_us"] / off["cpu_us"])
         rows += [(on, off["rps"]), (off, off["rps"])]
 
-    print(f"\n{args.interface.upper()} hello, wrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds\n")
+    print(f"\n{args.interface.upper()} GET /b10, wrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds\n")
     print("| server | requests/s | ratio to no metrics | server CPU µs/req | app thread µs/req | errors |")
     print("|---|---|---|---|---|---|")
     for r, base in rows:

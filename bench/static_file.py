@@ -10,16 +10,13 @@ Needs: wrk, python3-uvicorn, python3-httptools, python3-uvloop, python3-starlett
 
 import argparse
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import APPS, PYTHON, ROOT, error_text, free_port, measure  # noqa: E402
+from harness import APPS, PYTHON, build_mica, error_text, free_port, measure, mica  # noqa: E402
 
 SERVERS = {
-    "mica": lambda port: [os.path.join(ROOT, "mica"), "--python", PYTHON, "--interface", "asgi", "--port", str(port),
-                          "--log-level", "warning", "--static-path-mount", os.path.join(APPS, "static"),
-                          "hello_asgi:app"],
+    "mica": lambda port: mica(port, "asgi", "bench_asgi:app", "--static-path-mount", os.path.join(APPS, "static")),
     "uvicorn + Starlette StaticFiles": lambda port: [PYTHON, "-m", "uvicorn", "--port", str(port), "--http", "httptools",
                                                      "--loop", "uvloop", "--log-level", "warning", "--no-access-log",
                                                      "static_starlette:app"],
@@ -33,7 +30,7 @@ def main():
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
 
-    subprocess.run([os.path.join(ROOT, "mica"), "--version"], check=True, stdout=subprocess.DEVNULL)  # build first
+    build_mica()
     print(f"\nStatic 10 KiB file, wrk -t1 -c{args.connections} -d{args.duration}s, {os.cpu_count()} cores, 1 worker each\n")
     print("| server | requests/s | ratio to uvicorn | p99 ms | server CPU µs/req | errors |")
     print("|---|---|---|---|---|---|")

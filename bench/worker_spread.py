@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """How evenly do N workers share the load on the master's one listening socket?
 
-Runs Mica with --workers N on the raw ASGI hello app, drives it with wrk (keep-alive, then a new
+Runs Mica with --workers N on the suite's ASGI app (GET /b10), drives it with wrk (keep-alive, then a new
 connection per request), and prints each worker's share of the CPU the workers used meanwhile.
 
     bench/worker_spread.py [--workers 4] [--duration 10]
@@ -15,14 +15,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import APPS, PYTHON, ROOT, children, cpu_ticks, free_port, wait_for_200  # noqa: E402
+from harness import APPS, build_mica, children, cpu_ticks, free_port, mica, wait_for_200  # noqa: E402
 
 
 def run(workers, duration, extra_wrk):
     port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    proc = subprocess.Popen([os.path.join(ROOT, "mica"), "--python", PYTHON, "--port", str(port), "--workers", str(workers),
-                             "--log-level", "warning", "hello_asgi:app"], cwd=APPS, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/b10"
+    proc = subprocess.Popen(mica(port, "asgi", "bench_asgi:app", "--workers", str(workers)), cwd=APPS, stderr=subprocess.DEVNULL)
     try:
         wait_for_200(url)
         deadline = time.monotonic() + 30
@@ -45,7 +44,7 @@ def main():
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--duration", type=int, default=10)
     args = parser.parse_args()
-    subprocess.run([os.path.join(ROOT, "mica"), "--version"], check=True, stdout=subprocess.DEVNULL)
+    build_mica()
     print(f"\nShare of worker CPU per worker, {args.workers} workers, wrk -t1 -c64 -d{args.duration}s\n")
     print("| clients | " + " | ".join(f"worker {i + 1}" for i in range(args.workers)) + " |")
     print("|---|" + "---|" * args.workers)

@@ -67,8 +67,8 @@ internal sealed class WorkerProcess
         start.ArgumentList.Add(fromWorker.GetClientHandleAsString());
         // Socket completions run on .NET's epoll threads instead of hopping to the thread pool: the
         // continuations are Kestrel's parsing and the hand-off to Python, all short (the app never
-        // runs there). Measured with bench/asgi_hello.py: ~20% less CPU per request. A value set by
-        // the user is kept.
+        // runs there). Measured with bench/asgi_hello.py (now bench/suite.py --scenarios get-10b):
+        // ~20% less CPU per request. A value set by the user is kept.
         start.Environment.TryAdd("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
         // glibc gives threads that malloc their own arenas (up to 8 per core), and a worker's many
         // threads fragment them: under bench/soak.py's streaming and websocket load a worker's RSS

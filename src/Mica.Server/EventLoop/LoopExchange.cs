@@ -23,7 +23,7 @@ namespace Mica.Server.EventLoop;
 /// Over HTTP/1.1 the response is written on the thread pool: writing there means a socket send,
 /// which must not hold up the event loop. Over HTTP/2 a response only becomes frames queued for
 /// the connection's own writer, so the Python thread writes it inline and saves a thread hop
-/// (bench/http2_hello.py: ~55k → ~61k requests/s, server CPU 23 → 22 µs per request).
+/// (bench/http2_hello.py, now bench/suite.py --scenarios http2: ~55k → ~61k requests/s, server CPU 23 → 22 µs per request).
 /// </remarks>
 internal sealed class LoopExchange(LoopServer server, IFeatureCollection features)
     : HttpExchange(server.Services, features, inlineSteps: features.GetRequiredFeature<IHttpRequestFeature>().Protocol == "HTTP/2"), IPythonWork
