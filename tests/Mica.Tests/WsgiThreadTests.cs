@@ -72,11 +72,13 @@ public sealed class WsgiThreadTests
     public async Task Default_thread_count_runs_many_requests_at_once()
     {
         await using var mica = await StartAsync();
-        var (statuses, elapsed) = await SleepConcurrentlyAsync(mica, 40, 0.3);
+        // Sleeps of 1 s: threads start on demand, and on a loaded machine the 40th may take a few
+        // hundred milliseconds to come; what matters is that they do, not how fast.
+        var (statuses, elapsed) = await SleepConcurrentlyAsync(mica, 40, 1.0);
         Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
         var max = await MaxInflightAsync(mica);
         Assert.True(max >= 30, $"at most {max} of 40 requests ran at once with the default --blocking-threads (512)");
-        Assert.True(elapsed < TimeSpan.FromSeconds(2), $"40 concurrent 0.3 s requests took {elapsed.TotalSeconds:0.00} s");
+        Assert.True(elapsed < TimeSpan.FromSeconds(4), $"40 concurrent 1 s requests took {elapsed.TotalSeconds:0.00} s");
     }
 
     /// <summary>Granian: without --blocking-threads, a WSGI worker gets max(1, backpressure // 2) threads.</summary>
