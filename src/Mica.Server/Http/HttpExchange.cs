@@ -268,9 +268,11 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
                 HasRead = true;
             }
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or InvalidOperationException)
         {
-            OnBodyReadFailed(e);   // a client already gone is left to the app's first read to find
+            // A malformed body (a bad trailer is an InvalidOperationException) gets its 400 once
+            // the app has run; a client already gone is left to the app's first read to find.
+            OnBodyReadFailed(e);
         }
     }
 
@@ -278,14 +280,17 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     /// A read of the request body threw. Kestrel's <see cref="BadHttpRequestException"/> says the
     /// request is at fault, and with which status: a malformed chunked body or one cut short (400),
     /// one over <c>--limit-request-body</c> (413); its chunk parser reports a size too big to hold
-    /// as an <see cref="IOException"/> over an <see cref="OverflowException"/>, a malformed body
-    /// too. The request then gets that status and its connection is closed, whatever the app did
+    /// as an <see cref="IOException"/> over an <see cref="OverflowException"/>, and an invalid
+    /// trailer field as an <see cref="InvalidOperationException"/>: malformed bodies too. The
+    /// request then gets that status and its connection is closed, whatever the app did
     /// with the failed read, unless the response has started. Anything else: the client is gone.
     /// </summary>
     protected void OnBodyReadFailed(Exception e) => _bodyFailureStatus = e switch
     {
         BadHttpRequestException bad => bad.StatusCode,
         IOException { InnerException: OverflowException } => StatusCodes.Status400BadRequest,
+        // Kestrel checks trailer fields as it adds them: a NUL in one throws this.
+        InvalidOperationException => StatusCodes.Status400BadRequest,
         _ => 0,
     };
 
