@@ -65,7 +65,7 @@ public sealed partial class PythonPackageTests
         }
         // exec: the process started is the master itself (its log lines carry its PID).
         var starting = mica.StderrLines.First(l => l.Contains("Starting Mica", StringComparison.Ordinal));
-        Assert.Contains($"[{mica.Pid}]", starting);
+        Assert.Contains($"[master:{mica.Pid}]", starting);
         Assert.Equal(0, await mica.StopAsync());
     }
 
