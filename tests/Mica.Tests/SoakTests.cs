@@ -13,8 +13,7 @@ namespace Mica.Tests;
 public sealed class SoakTests
 {
     [Theory]
-    [InlineData("asgi", Skip = "Known open defect (issue 11): under websocket sessions an ASGI worker's RSS grows (+8-28% in minutes; " +
-        "malloc and Python heaps flat, so mmap'd memory: the .NET heap or regions); bench/soak.py --kinds websocket reproduces it")]
+    [InlineData("asgi")]
     [InlineData("wsgi")]
     public async Task A_minute_of_mixed_load_fails_nothing_and_grows_nothing(string iface)
     {

@@ -49,6 +49,12 @@ internal sealed class LoopWebSocket(LoopServer server, WebSocket socket) : IPyth
     private readonly ConcurrentQueue<bool> _sendResults = new();
     private int _closeSent;
     private volatile CloseFrame? _sentClose;   // the close the server sent first, if it started the handshake
+    /// <summary>
+    /// Cancelled when the session is over, which ends a wait for the client's close reply: a
+    /// pending 5 s timer would keep the whole session (socket, Kestrel connection, buffers) alive
+    /// and push it into the older GC generations.
+    /// </summary>
+    private readonly CancellationTokenSource _ended = new();
 
     private sealed record CloseFrame(int Code, string Reason);
 
@@ -78,6 +84,7 @@ internal sealed class LoopWebSocket(LoopServer server, WebSocket socket) : IPyth
             // socket) that the garbage collector does not see, so a finaliser would free it only at
             // a rare gen2 collection (bench/soak.py: +11% RSS in 150 s of websocket sessions).
             socket.Dispose();
+            _ended.Cancel();   // not disposed: it holds no timer, and a late send loop may still read its token
         }
     }
 
@@ -153,7 +160,8 @@ internal sealed class LoopWebSocket(LoopServer server, WebSocket socket) : IPyth
                 if (item.Close)
                 {
                     ok = await SendCloseAsync((WebSocketCloseStatus)item.CloseCode, item.CloseReason ?? "");
-                    if (ok) _ = AbortIfNoReplyAsync();
+                    // Only a close the server started waits for the client's reply.
+                    if (ok && socket.State == WebSocketState.CloseSent) _ = AbortIfNoReplyAsync();
                 }
                 else if (socket.State == WebSocketState.Open)
                 {
@@ -194,7 +202,14 @@ internal sealed class LoopWebSocket(LoopServer server, WebSocket socket) : IPyth
 
     private async Task AbortIfNoReplyAsync()
     {
-        await Task.Delay(CloseTimeout);
+        try
+        {
+            await Task.Delay(CloseTimeout, _ended.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return;   // the client replied (or the connection ended) first
+        }
         if (socket.State != WebSocketState.Closed) socket.Abort();
     }
 
