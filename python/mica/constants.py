@@ -39,7 +39,7 @@ class Loops(StrEnum):
 
 class TaskImpl(StrEnum):
     asyncio = "asyncio"
-    rust = "rust"          # refused by Mica, as on the command line
+    rust = "rust"          # Mica steps each request's coroutine itself (README: Task implementation)
 
 
 class SSLProtocols(StrEnum):

@@ -11,6 +11,8 @@ internal sealed record ServerOptions
     public int? UdsPermissions { get; init; }
     public string Interface { get; init; } = "auto";
     public string Loop { get; init; } = "auto";
+    /// <summary><c>--task-impl</c>: asyncio or rust.</summary>
+    public string TaskImpl { get; init; } = "asyncio";
     public int Backlog { get; init; } = 1024;
     /// <summary>Requests handed to the app at once per worker; Granian's default is backlog / workers.</summary>
     public int Backpressure { get; init; } = 1024;

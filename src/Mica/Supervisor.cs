@@ -140,6 +140,7 @@ internal sealed class Supervisor(ServerOptions options)
             WorkingDir = options.WorkingDir,
             Python = _python!,
             Loop = options.Loop,
+            TaskImpl = options.TaskImpl,
             ListenFd = _listener!.Fd,
             UrlPathPrefix = options.UrlPathPrefix,
             UnixSocket = _listener.UnixPath,

@@ -146,7 +146,6 @@ public sealed class CliTests
     }
 
     [Theory]
-    [InlineData("--task-impl", "rust")]
     [InlineData("--ssl-certificate", "cert.pem")]
     public async Task A_value_Mica_cannot_serve_exits_2_naming_the_option(params string[] option)
     {
@@ -201,18 +200,10 @@ public sealed class CliTests
     }
 
     [Fact]
-    public async Task Task_impl_rust_is_refused_saying_what_Mica_does_instead()
-    {
-        var run = await RunAsync([.. WithApp("--task-impl", "rust"), "hello:app"]);
-        AssertUsageError(run, "--task-impl");
-        Assert.Contains("asyncio.Task", run.Stderr[0]);
-    }
-
-    [Fact]
     public async Task A_value_Mica_cannot_serve_from_the_environment_exits_2()
     {
-        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_TASK_IMPL"] = "rust" });
-        AssertUsageError(run, "--task-impl");
+        var run = await RunAsync(WithApp("hello:app"), new Dictionary<string, string?> { ["GRANIAN_LOOP"] = "rloop" });
+        AssertUsageError(run, "--loop");
     }
 
     // ------------------------------------------------------------------ --version, --help

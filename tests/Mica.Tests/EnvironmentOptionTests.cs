@@ -21,10 +21,9 @@ public sealed class EnvironmentOptionTests : IDisposable
 
     /// <summary>
     /// Options that are accepted but change nothing in the server's configuration, so only their
-    /// parsing can be compared: Granian's tuning Kestrel has no knob for, and <c>--task-impl asyncio</c>,
-    /// which is what Mica always does.
+    /// parsing can be compared: Granian's tuning Kestrel has no knob for.
     /// </summary>
-    private static readonly string[] WithoutEffect = ["--http2-adaptive-window", "--http2-max-send-buffer-size", "--http1-pipeline-flush", "--task-impl"];
+    private static readonly string[] WithoutEffect = ["--http2-adaptive-window", "--http2-max-send-buffer-size", "--http1-pipeline-flush"];
 
     private Sample? SampleFor(string option)
     {
@@ -53,7 +52,7 @@ public sealed class EnvironmentOptionTests : IDisposable
             "--runtime-threads" => Same("3"),
             "--runtime-mode" => Same("st"),
             "--runtime-blocking-threads" => Same("64"),
-            "--task-impl" => Same("asyncio"),
+            "--task-impl" => Same("rust"),
             "--http1-pipeline-flush" => Flag(true),
             "--http1-keep-alive" or "--log" or "--ws" or "--proxy-headers" => Flag(false),
             "--url-path-prefix" => Same("/api"),

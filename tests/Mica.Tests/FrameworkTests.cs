@@ -111,7 +111,10 @@ public sealed class StarletteTests(StarletteServer server) : FrameworkTests<Star
     }
 }
 
-public sealed class FastApiTests(FastApiServer server) : FrameworkTests<FastApiServer>(server)
+public sealed class FastApiTests(FastApiServer server) : FastApiTests<FastApiServer>(server);
+
+/// <summary>FastAPI's own features (sync endpoints, models, validation), on top of the shared ones.</summary>
+public abstract class FastApiTests<TServer>(TServer server) : FrameworkTests<TServer>(server) where TServer : MicaServer
 {
     [Fact]
     public async Task Sync_endpoint_runs_in_a_worker_thread()

@@ -9,7 +9,9 @@ namespace Mica.Tests;
 /// The RSGI response methods: response_empty, response_str, response_bytes (status, headers as
 /// given, body) and response_stream (chunks reaching the client one by one, back-pressure); HEAD.
 /// </summary>
-public sealed class RsgiResponseTests(RsgiAppServer fixture) : ProtoServerTests<RsgiAppServer>(fixture)
+public sealed class RsgiResponseTests(RsgiAppServer fixture) : RsgiResponseTests<RsgiAppServer>(fixture);
+
+public abstract class RsgiResponseTests<TFixture>(TFixture fixture) : ProtoServerTests<TFixture>(fixture) where TFixture : RsgiAppServer
 {
     private Task<RawResponse> GetAsync(string target, string method = "GET") => Rsgi.RawAsync(Mica, Rsgi.Request(method, target), method);
 

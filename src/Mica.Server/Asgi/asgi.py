@@ -127,12 +127,11 @@ async def run_http(app, scope, proto):
         _finish(proto.handle)
 
 
-def http_dispatcher(app, loop):
-    """The function the C# side calls for each new request (scope already built)."""
-    create_task = loop.create_task
-
+def http_dispatcher(app, loop, start):
+    """The function the C# side calls for each new request (scope already built); `start(coro)`
+    runs it: the loop's `create_task`, or a `DirectTask` with `--task-impl rust`."""
     def dispatch(handle, scope, body, more_body):
-        create_task(run_http(app, scope, HttpProtocol(handle, loop, body, more_body)))
+        start(run_http(app, scope, HttpProtocol(handle, loop, body, more_body)))
 
     return dispatch
 
@@ -258,12 +257,11 @@ async def run_websocket(app, scope, proto):
         _finish(proto.handle)
 
 
-def websocket_dispatcher(app, loop):
-    """The function the C# side calls for each websocket handshake (scope already built)."""
-    create_task = loop.create_task
-
+def websocket_dispatcher(app, loop, start):
+    """The function the C# side calls for each websocket handshake (scope already built), run
+    with `start(coro)` as requests are."""
     def dispatch(handle, scope):
-        create_task(run_websocket(app, scope, WebSocketProtocol(handle, loop)))
+        start(run_websocket(app, scope, WebSocketProtocol(handle, loop)))
 
     return dispatch
 

@@ -38,11 +38,13 @@ internal abstract unsafe class LoopServer : IHttpApplication<LoopExchange>, IApp
     private readonly nint _resolveFunction;
     private readonly WebSocketMiddleware? _webSockets;   // null with --no-ws: upgrade requests reach the app as http
     private readonly LoopLagWatch _lagWatch;
+    private readonly string _taskImpl;
 
     protected LoopServer(ExchangeServices services, WorkerConfig config, nint workerModule)
     {
         Services = services;
         _lagWatch = new LoopLagWatch(Loop);
+        _taskImpl = config.TaskImpl;
         WorkerModule = PyRef.NewReference(workerModule);
         using var loopKind = PyStr.New(config.Loop);
         using var created = PyCall.Method(workerModule, "new_loop", loopKind.Handle);
@@ -58,13 +60,26 @@ internal abstract unsafe class LoopServer : IHttpApplication<LoopExchange>, IApp
                 Options.Create(new Microsoft.AspNetCore.Builder.WebSocketOptions()), NullLoggerFactory.Instance);
     }
 
-    /// <summary>Takes the interface module's dispatchers for <paramref name="app"/>: <c>http_dispatcher(app, loop)</c> and <c>websocket_dispatcher(app, loop)</c>.</summary>
+    /// <summary>
+    /// Takes the interface module's dispatchers for <paramref name="app"/>:
+    /// <c>http_dispatcher(app, loop, start)</c> and <c>websocket_dispatcher(app, loop, start)</c>,
+    /// where <c>start(coro)</c> runs each request's coroutine as <c>--task-impl</c> says.
+    /// </summary>
     protected void SetDispatchers(nint module, nint app)
     {
-        var dispatch = PyCall.Method(module, "http_dispatcher", app, PyLoop);
+        using var start = RequestStarter();
+        var dispatch = PyCall.Method(module, "http_dispatcher", app, PyLoop, start.Handle);
         DispatchFunction = dispatch.Release();
-        var wsDispatch = PyCall.Method(module, "websocket_dispatcher", app, PyLoop);
+        var wsDispatch = PyCall.Method(module, "websocket_dispatcher", app, PyLoop, start.Handle);
         WebSocketDispatchFunction = wsDispatch.Release();
+    }
+
+    /// <summary><c>asyncio</c>: the loop's <c>create_task</c>; <c>rust</c>: a <c>DirectTask</c> (<c>direct_task.py</c>) per request.</summary>
+    private PyRef RequestStarter()
+    {
+        if (_taskImpl != "rust") return PyRef.Steal(Py.GetAttrString(PyLoop, PyStr.Utf8Z("create_task")));
+        using var direct = Interpreter.ImportEmbedded("_mica_direct_task", "direct_task.py");
+        return PyCall.Method(direct.Handle, "starter", PyLoop);
     }
 
     /// <summary>Python thread: the server becomes the worker's, and the event loop starts watching the hand-off.</summary>

@@ -17,6 +17,8 @@ public sealed record WorkerConfig
     /// <summary>The interpreter to embed, as the master found it (<see cref="Python.Interpreter.Probe"/>).</summary>
     public required PythonInstall Python { get; init; }
     public string Loop { get; init; } = "auto";
+    /// <summary><c>--task-impl</c>: <c>asyncio</c> (an <c>asyncio.Task</c> per request) or <c>rust</c> (Mica's direct driving).</summary>
+    public string TaskImpl { get; init; } = "asyncio";
     public required int ListenFd { get; init; }
     public string UrlPathPrefix { get; init; } = "";
     /// <summary>The listening socket's path when it is a Unix domain socket (the scope's server).</summary>

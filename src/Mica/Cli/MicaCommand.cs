@@ -66,8 +66,6 @@ internal static class MicaCommand
         if (clientCa is not null && certificate is null) return Fail("Option '--ssl-ca' needs '--ssl-certificate' and '--ssl-keyfile'.");
         var loop = result.GetValue(table.Loop)!;
         if (loop is "rloop" or "winloop") return Fail($"Invalid value for '--loop': '{loop}' is not available in Mica (use auto, asyncio or uvloop).");
-        if (result.GetValue(table.TaskImpl) == "rust")
-            return Fail("Invalid value for '--task-impl': 'rust' is not available in Mica (each request runs as an asyncio.Task: use asyncio).");
 
         if (result.GetValue(table.UrlPathPrefix) is { Length: > 0 } prefix && !prefix.StartsWith('/'))
             return Fail($"Invalid value for '--url-path-prefix': '{prefix}' must start with '/'.");
@@ -131,6 +129,7 @@ internal static class MicaCommand
             Port = result.GetValue(table.Port),
             Interface = iface,
             Loop = loop,
+            TaskImpl = result.GetValue(table.TaskImpl)!,
             Backlog = backlog,
             Backpressure = result.GetValue(table.Backpressure) ?? Math.Max(1, backlog / workers),
             BlockingThreads = blockingThreads,

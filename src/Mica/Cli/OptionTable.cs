@@ -35,7 +35,7 @@ internal sealed partial class OptionTable
     public readonly Option<int?> RuntimeThreads = OptionalInt("--runtime-threads", "Number of runtime threads (per worker): Kestrel's socket I/O threads [default: .NET's choice]", min: 1);
     public readonly Option<string> RuntimeMode = Choice("--runtime-mode", "Runtime mode to use (single/multi threaded): st is one socket I/O thread", "auto", "auto", "mt", "st");
     public readonly Option<int?> RuntimeBlockingThreads = OptionalInt("--runtime-blocking-threads", "Number of runtime I/O blocking threads (per worker): the most threads .NET's pool may grow to [default: .NET's]", min: 1);
-    public readonly Option<string> TaskImpl = Choice("--task-impl", "Async task implementation to use (Mica: one asyncio.Task per request)", "asyncio", "asyncio", "rust");
+    public readonly Option<string> TaskImpl = Choice("--task-impl", "Async task implementation to use (asyncio: an asyncio.Task per request; rust: Mica steps each request's coroutine itself, from the dispatch on)", "asyncio", "asyncio", "rust");
     public readonly Option<bool> Http1PipelineFlush = Flag("--http1-pipeline-flush", "Aggregates HTTP/1 flushes to better support pipelined responses (no Kestrel equivalent: ignored)", false);
     public readonly Option<int> Http1BufferSize = Int("--http1-buffer-size", "Sets the maximum buffer size for HTTP/1 connections (the request line and headers must fit)", 417_792, min: 8192);
     public readonly Option<bool> Http1KeepAlive = Flag("--http1-keep-alive", "Enables or disables HTTP/1 keep-alive", true);
