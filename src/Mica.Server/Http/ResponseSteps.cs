@@ -40,24 +40,29 @@ internal readonly record struct ResponseStep(StepKind Kind, int Status, byte[]? 
 /// </summary>
 /// <param name="inline">
 /// Run the Kestrel task's continuation on the producing thread: WSGI threads (which add steps with
-/// the GIL released, and write their responses themselves), and the ASGI event loop for HTTP/2
-/// (where writing only queues frames). Otherwise continuations run on the thread pool: the event
-/// loop must not wait on HTTP/1.1 socket sends.
+/// the GIL released, and write the chunks of a streamed response themselves while they wait for
+/// them), and the ASGI event loop for HTTP/2 (where writing only queues frames). Otherwise
+/// continuations run on the thread pool: the event loop must not wait on HTTP/1.1 socket sends.
 /// </param>
 internal sealed class ResponseSteps(bool inline) : IValueTaskSource<ResponseStep>
 {
-    private ManualResetValueTaskSourceCore<ResponseStep> _core = new() { RunContinuationsAsynchronously = !inline };
+    private ManualResetValueTaskSourceCore<ResponseStep> _core;
     private readonly Queue<ResponseStep> _queued = new(2);
     private readonly Lock _lock = new();
     private bool _waiting;
 
-    public void Add(ResponseStep step)
+    /// <param name="handOff">
+    /// Continue on the thread pool even when inline: the producer has other work to go on with
+    /// (a WSGI thread's next request), so the socket send is not its to wait for.
+    /// </param>
+    public void Add(ResponseStep step, bool handOff = false)
     {
         lock (_lock)
         {
             if (_waiting)
             {
                 _waiting = false;
+                _core.RunContinuationsAsynchronously = !inline || handOff;
                 _core.SetResult(step);
             }
             else

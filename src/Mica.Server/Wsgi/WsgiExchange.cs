@@ -15,8 +15,10 @@ namespace Mica.Server.Wsgi;
 /// and writes the response steps; a <c>mica-wsgi-N</c> thread runs the app (<see cref="Run"/>) and,
 /// through the <c>_mica.wsgi_*</c> calls, reads the body and produces the steps. That thread blocks,
 /// with the GIL released, when it must wait for the socket: a body read, the flush of a streamed chunk.
-/// Steps are added with the GIL released and the Kestrel task continues on this same thread, so the
-/// response is written without a hop to another thread.
+/// Steps are added with the GIL released. A streamed chunk is written on this same thread, which
+/// waits for it anyway; the step that completes a response is written on the thread pool, so the
+/// thread goes straight on to its next request (bench: the mica-wsgi threads' CPU per request
+/// 9.2 -> 5.0-6.5 us for 10 B bodies, 27-37 -> 8.5-10.5 us for 100 KiB, requests/s unchanged on 2 cores).
 /// </summary>
 internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection features)
     : HttpExchange(server.Services, features, inlineSteps: true)
@@ -88,13 +90,13 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
         }
     }
 
-    /// <summary>WSGI thread, GIL released, after <see cref="Run"/>: completes the response (written on this thread).</summary>
+    /// <summary>WSGI thread, GIL released, after <see cref="Run"/>: completes the response (written on the thread pool).</summary>
     public void Deliver()
     {
         if (_last is { } step)
         {
             _last = null;
-            Steps.Add(step);
+            Steps.Add(step, handOff: true);
         }
     }
 

@@ -19,7 +19,7 @@ namespace Mica.Server.Wsgi;
 /// after a request it goes straight on to the next queued one, up to <see cref="BatchLimit"/>.
 ///
 /// With <c>--metrics</c>, each thread adds up, per batch, the time it waited for work (idle), waited
-/// for the GIL, and then held it and wrote the batch's responses (busy): Granian's
+/// for the GIL, and then held it and handed over the batch's responses (busy): Granian's
 /// <c>blocking_idle_cumulative</c>, <c>py_wait_cumulative</c> and <c>blocking_busy_cumulative</c>.
 /// </summary>
 internal sealed class WsgiThreadPool
@@ -243,7 +243,7 @@ internal sealed class WsgiThreadPool
                         {
                             threadState = Py.EvalSaveThread();
                         }
-                        // The batch's responses are written here, on this thread, while another takes the GIL.
+                        // The batch's responses go to be written on the thread pool, while another thread takes the GIL.
                         for (var i = 0; i < count; i++)
                         {
                             batch[i].Deliver();
