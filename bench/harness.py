@@ -28,6 +28,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Mica's app in bench/apps for each interface, and the OS name of the worker threads that run it
+# (ending in "-": the prefix of several).
+MICA_APPS = {"asgi": ("bench_asgi:app", "mica-python"), "rsgi": ("bench_rsgi:app", "mica-python"),
+             "wsgi": ("bench_wsgi:app", "mica-wsgi-")}
+
+
 def mica(port, interface, app, *extra):
     """argv of Mica serving `app` (from bench/apps) on `port`, 1 worker, warnings only."""
     return [os.path.join(ROOT, "mica"), "--python", PYTHON, "--interface", interface, "--port", str(port),

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-"""What an option costs or saves: Mica serving the suite's app (GET /b10) with OPTIONS and with
---against (default: nothing), alternated over several rounds, wrk -t1; requests/s, the server's CPU
-per request and the app thread's (mica-python, or the mica-wsgi-N threads), and the median ratios.
+"""What an option costs or saves: Mica serving the suite's app (GET /b10) with the options given
+after `--` and with --against (default: none), alternated over several rounds, wrk -t1; requests/s,
+the server's CPU per request and the app thread's (mica-python, or the mica-wsgi-N threads), and the
+median ratios.
 
-    bench/options.py "--access-log"
-    bench/options.py "--metrics --metrics-port 0" --interface wsgi
-    bench/options.py "--task-impl rust" --against "--task-impl asyncio"
-    bench/options.py ... [--interface asgi|rsgi|wsgi] [--duration 10] [--connections 128] [--rounds 3]
+    bench/options.py -- --access-log
+    bench/options.py --interface wsgi -- --metrics --metrics-port 0
+    bench/options.py --against="--task-impl asyncio" -- --task-impl rust
+    bench/options.py [--interface asgi|rsgi|wsgi] [--duration 10] [--connections 128] [--rounds 3] -- OPTIONS
 
 Needs: wrk (apt).
 """
@@ -18,15 +19,12 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import build_mica, error_text, free_port, measure, mica  # noqa: E402
-
-APPS = {"asgi": ("bench_asgi:app", "mica-python"), "rsgi": ("bench_rsgi:app", "mica-python"),
-        "wsgi": ("bench_wsgi:app", "mica-wsgi-")}
+from harness import MICA_APPS, build_mica, error_text, free_port, measure, mica  # noqa: E402
 
 
 def serve(options, interface, duration, connections):
     port = free_port()
-    app, thread = APPS[interface]
+    app, thread = MICA_APPS[interface]
     name = " ".join(["mica", *options])
     return measure(name, mica(port, interface, app, *options), f"http://127.0.0.1:{port}/b10", duration, connections,
                    python_thread=thread)
@@ -34,14 +32,14 @@ def serve(options, interface, duration, connections):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("options", help="the options measured, as one shell-quoted string")
-    parser.add_argument("--against", default="", help="the options compared with (default: none)")
-    parser.add_argument("--interface", choices=sorted(APPS), default="asgi")
+    parser.add_argument("options", nargs="+", help="the options measured, after --")
+    parser.add_argument("--against", default="", help="the options compared with, as one shell-quoted string (default: none)")
+    parser.add_argument("--interface", choices=sorted(MICA_APPS), default="asgi")
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    options, against = shlex.split(args.options), shlex.split(args.against)
+    options, against = args.options, shlex.split(args.against)
 
     build_mica()
     rows, ratios = [], {"requests/s": [], "server CPU per request": [], "app thread CPU per request": []}

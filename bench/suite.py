@@ -33,7 +33,7 @@ from functools import partial
 from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BENCH, INLINE_COMPLETIONS, PYTHON, ROOT, answers_200, build_kestrel_hello, build_mica, error_text, free_port,  # noqa: E402
+from harness import (BENCH, INLINE_COMPLETIONS, MICA_APPS, PYTHON, ROOT, answers_200, build_kestrel_hello, build_mica, error_text, free_port,  # noqa: E402
                      h2load, kestrel_hello, measure_load, mica, serving, wrk, ws_load)
 import report  # noqa: E402
 
@@ -55,18 +55,22 @@ class Server:
         return (scenario.needs != "http2" or self.http2) and (scenario.needs != "websocket" or self.websocket)
 
 
+def mica_server(interface, label, **kwargs):
+    """Mica serving its app for `interface` (harness.MICA_APPS), as "mica-<interface>"."""
+    app, thread = MICA_APPS[interface]
+    return Server(f"mica-{interface}", label, interface, lambda port: mica(port, interface, app), http2=True,
+                  python_thread=thread, **kwargs)
+
+
 def gunicorn(worker_class, app):
     return lambda port: [PYTHON, "-m", "gunicorn", "-w", "1", "-k", worker_class, "-b", f"127.0.0.1:{port}",
                          "--log-level", "warning", app]
 
 
 SERVERS = [
-    Server("mica-asgi", "Mica ASGI", "asgi", lambda port: mica(port, "asgi", "bench_asgi:app"), http2=True, websocket=True,
-           python_thread="mica-python", compare_to=("uvicorn", "hypercorn", "gunicorn-uvicorn", "daphne", "kestrel")),
-    Server("mica-rsgi", "Mica RSGI", "rsgi", lambda port: mica(port, "rsgi", "bench_rsgi:app"), http2=True, websocket=True,
-           python_thread="mica-python", compare_to=("mica-asgi", "uvicorn")),
-    Server("mica-wsgi", "Mica WSGI", "wsgi", lambda port: mica(port, "wsgi", "bench_wsgi:app"), http2=True,
-           python_thread="mica-wsgi-", compare_to=("gunicorn-gthread", "gunicorn-sync", "waitress", "kestrel")),
+    mica_server("asgi", "Mica ASGI", websocket=True, compare_to=("uvicorn", "hypercorn", "gunicorn-uvicorn", "daphne", "kestrel")),
+    mica_server("rsgi", "Mica RSGI", websocket=True, compare_to=("mica-asgi", "uvicorn")),
+    mica_server("wsgi", "Mica WSGI", compare_to=("gunicorn-gthread", "gunicorn-sync", "waitress", "kestrel")),
     Server("uvicorn", "uvicorn (httptools, uvloop)", "asgi",
            lambda port: [PYTHON, "-m", "uvicorn", "--port", str(port), "--http", "httptools", "--loop", "uvloop",
                          "--log-level", "warning", "--no-access-log", "bench_asgi:app"], websocket=True),
