@@ -92,6 +92,36 @@ public sealed class StreamingResponseTests(RawAppServer server) : ServerTests<Ra
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public async Task Large_bodies_arrive_whole_from_one_send_or_several(int chunks)
+    {
+        // Large bodies are read by Kestrel from the app's own bytes objects, not copied first.
+        const int size = 1_048_593;
+        var body = await Client.GetByteArrayAsync($"/large?size={size}&chunks={chunks}");
+        Assert.Equal(size, body.Length);
+        Assert.Equal(TestData.Sha256(TestData.Pattern(size)), TestData.Sha256(body));
+    }
+
+    [Fact]
+    public async Task Large_bodies_are_let_go_of_once_sent()
+    {
+        var bodies = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Client.GetByteArrayAsync("/held")));
+        Assert.All(bodies, b => Assert.Equal(1 << 20, b.Length));
+        // Each response held a reference to the app's bytes object while Kestrel copied it out.
+        var deadline = Stopwatch.StartNew();
+        long extra;
+        while ((extra = await ExtraReferencesAsync()) != 0 && deadline.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(50);
+        Assert.True(extra == 0, $"{extra} references to the sent body still held after {deadline.Elapsed.TotalSeconds:0.0} s");
+    }
+
+    private async Task<long> ExtraReferencesAsync()
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(await Client.GetStringAsync("/held-refs"));
+        return doc.RootElement.GetProperty("extra").GetInt64();
+    }
+
+    [Theory]
     [InlineData(201)]
     [InlineData(204)]
     [InlineData(404)]

@@ -91,8 +91,7 @@ public sealed class WsgiFileWrapperTests(WsgiServer server) : ServerTests<WsgiSe
     {
         var key = Keys.New();
         const int size = 1_000_003;
-        var expected = new byte[size];
-        for (var i = 0; i < size; i++) expected[i] = (byte)(i % 251);
+        var expected = TestData.Pattern(size);
         var result = await DownloadAsync($"/bytesio?size={size}&blksize=1000&key={key}");
         Assert.Equal(HttpStatusCode.OK, result.Status);
         Assert.Equal(size, result.Length);

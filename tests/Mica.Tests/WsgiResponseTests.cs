@@ -69,6 +69,32 @@ public sealed class WsgiResponseTests(WsgiServer server) : ServerTests<WsgiServe
         Assert.Equal("ok", next.BodyText);
     }
 
+    // ------------------------------------------------------------------ large bodies
+
+    [Theory]
+    [InlineData("list", 1)]
+    [InlineData("list", 3)]
+    [InlineData("gen", 3)]
+    public async Task Large_bodies_arrive_whole(string form, int pieces)
+    {
+        // Large bodies are read by Kestrel from the app's own bytes objects, not copied first.
+        const int size = 1_048_593;
+        var body = await Client.GetByteArrayAsync($"/large?size={size}&chunks={pieces}&as={form}");
+        Assert.Equal(size, body.Length);
+        Assert.Equal(TestData.Sha256(TestData.Pattern(size)), TestData.Sha256(body));
+    }
+
+    [Fact]
+    public async Task A_large_body_is_let_go_of_even_when_no_request_follows()
+    {
+        // The reference that kept it alive while Kestrel copied it out is dropped under the GIL,
+        // by a WSGI thread's next request or, in an idle worker, by a timer.
+        var key = Keys.New();
+        var mark = Mica.Mark();
+        Assert.Equal(1 << 20, (await Client.GetByteArrayAsync($"/held?key={key}")).Length);
+        await Mica.WaitForStdoutAsync($"held-released-{key}", TimeSpan.FromSeconds(10), after: mark);
+    }
+
     [Fact]
     public async Task Second_start_response_without_exc_info_is_a_500()
     {

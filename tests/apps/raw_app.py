@@ -7,6 +7,7 @@ Handlers that must be observed from outside print a line tagged with the test's 
 import asyncio
 import hashlib
 import json
+import sys
 from urllib.parse import parse_qs
 from _events import event as _event
 
@@ -213,6 +214,36 @@ async def headers_out(scope, receive, send, q):
         (b"set-cookie", b"a=1; Path=/"), (b"set-cookie", b"b=2; Path=/"), (b"x-custom", b"Value With Spaces")])
 
 
+# Large bodies: Kestrel reads them straight from the app's bytes objects, holding a reference
+# that Mica must drop once they are sent.
+HELD = bytes(range(256)) * 4096   # 1 MiB, kept by this module
+_HELD_BASE = sys.getrefcount(HELD)
+
+
+def pattern(size):
+    """0, 1, ..., 250, 0, 1, ...: a period prime to the block sizes, so a misplaced block shows."""
+    block = bytes(range(251))
+    return (block * (size // 251 + 1))[:size]
+
+
+async def large(scope, receive, send, q):
+    """?size=N&chunks=K: N bytes of pattern() in K sends (more_body on all but the last), no content-length."""
+    data, chunks = pattern(int(q["size"])), int(q.get("chunks", "1"))
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]})
+    step = -(-len(data) // chunks)
+    for i in range(chunks):
+        await send({"type": "http.response.body", "body": data[i * step:(i + 1) * step], "more_body": i < chunks - 1})
+
+
+async def held(scope, receive, send, q):
+    await _respond(send, 200, HELD, b"application/octet-stream")
+
+
+async def held_refs(scope, receive, send, q):
+    """References to HELD besides the module's: 0 once every response of it is sent and let go of."""
+    await _json(send, {"extra": sys.getrefcount(HELD) - _HELD_BASE})
+
+
 async def status(scope, receive, send, q):
     code = int(q.get("code", "200"))
     await send({"type": "http.response.start", "status": code, "headers": [(b"content-type", b"text/plain")]})
@@ -236,6 +267,9 @@ ROUTES = {
     "/sleep": sleep,
     "/headers-out": headers_out,
     "/status": status,
+    "/large": large,
+    "/held": held,
+    "/held-refs": held_refs,
 }
 
 

@@ -572,6 +572,39 @@ def str_body(environ, start_response, q):
     return ["a str, not bytes"]
 
 
+# Large bodies: Kestrel reads them straight from the app's bytes objects, holding a reference
+# that Mica must drop once they are sent, even if no request follows.
+HELD = bytes(range(256)) * 4096   # 1 MiB, kept by this module
+_HELD_BASE = sys.getrefcount(HELD)
+
+
+def large(environ, start_response, q):
+    """?size=N&chunks=K&as=list|gen: N bytes of pattern() in K pieces, no content-length."""
+    data, chunks = pattern(int(q["size"])), int(q.get("chunks", "1"))
+    step = -(-len(data) // chunks)
+    pieces = [data[i * step:(i + 1) * step] for i in range(chunks)]
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return iter(pieces) if q.get("as") == "gen" else pieces
+
+
+def held(environ, start_response, q):
+    """Sends HELD; a thread says `held-released-KEY` once no reference to it but the module's is left."""
+    key = q["key"]
+
+    def watch():
+        # First the response's reference (the list returned below, then Mica's), then none.
+        for taken in (True, False):
+            deadline = time.monotonic() + 20
+            while (sys.getrefcount(HELD) > _HELD_BASE) != taken:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.01)
+        _say(f"held-released-{key}")
+
+    threading.Thread(target=watch, daemon=True).start()
+    return _respond(start_response, "200 OK", HELD, "application/octet-stream")
+
+
 def stats(environ, start_response, q):
     with _lock:
         return _json(start_response, dict(_stats.get(q.get("key"), {})))
@@ -585,6 +618,8 @@ ROUTES = {
     "/no-content": no_content,
     "/str-body": str_body,
     "/stats": stats,
+    "/large": large,
+    "/held": held,
     "/wsgi-errors": wsgi_errors,
     "/input": input_ops,
     "/upload-sha": upload_sha,

@@ -215,7 +215,7 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
         {
             // The first read goes after whatever the response has written so far (see StepKind.Continue).
             ExpectsContinue = false;
-            Steps.Add(new ResponseStep(StepKind.Continue, 0, null, 0, null, 0));
+            if (!Steps.Add(new ResponseStep(StepKind.Continue, 0, null, 0))) Resolve(ref _pendingReceive, Py.None);
             return;
         }
         StartRead();
@@ -276,7 +276,7 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
         Py.IncRef(future);
         _pendingAccept = future;
         _sentFinal = true;
-        Steps.Add(new ResponseStep(StepKind.Upgrade, 101, headerBuffer, headerLength, null, 0, protocol));
+        if (!Steps.Add(new ResponseStep(StepKind.Upgrade, 101, headerBuffer, headerLength, default, protocol))) Resolve(ref _pendingAccept, Py.False);
     }
 
     /// <summary>The accepted websocket, for the <c>_mica.ws_*</c> calls.</summary>
@@ -301,27 +301,35 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
     public unsafe void Send(nint status, nint headers, nint body, bool more, nint future)
     {
         if (_sentFinal) throw new PythonError(Py.ExcRuntimeError, "the response is already complete");
-        // The body first: if it is not bytes, nothing has been rented yet. (A buffer rented before
-        // an error elsewhere is only left to the garbage collector.)
-        var (bodyBuffer, bodyLength) = PyStr.CopyToPooled(body);
+        // The body first: if it is not bytes, nothing has been taken yet.
+        var content = ResponseBody.FromPython(body);
         byte[]? headerBuffer = null;
         var headerLength = 0;
         var statusCode = 0;
         if (status != Py.None)
         {
-            statusCode = StatusCode(status);
-            (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, _server.HeaderForm);
+            try
+            {
+                statusCode = StatusCode(status);
+                (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, _server.HeaderForm);
+            }
+            catch
+            {
+                content.Release();
+                throw;
+            }
         }
         if (more)
         {
             Py.IncRef(future);
             _pendingFlush = future;
-            Steps.Add(new ResponseStep(StepKind.Chunk, statusCode, headerBuffer, headerLength, bodyBuffer, bodyLength));
+            // Not added once the request's Kestrel task has ended: nothing will flush it.
+            if (!Steps.Add(new ResponseStep(StepKind.Chunk, statusCode, headerBuffer, headerLength, content))) Resolve(ref _pendingFlush, Py.False);
         }
         else
         {
             _sentFinal = true;
-            Steps.Add(new ResponseStep(StepKind.Final, statusCode, headerBuffer, headerLength, bodyBuffer, bodyLength));
+            Steps.Add(new ResponseStep(StepKind.Final, statusCode, headerBuffer, headerLength, content));
             // Like uvicorn: once the response is complete, a receive() waiting for the disconnect returns.
             Resolve(ref _pendingDisconnect, Py.None);
         }
@@ -352,7 +360,7 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
         }
         var offset = Math.Min(start, length);
         _sentFinal = true;
-        Steps.Add(new ResponseStep(StepKind.File, statusCode, headerBuffer, headerLength, null, 0,
+        Steps.Add(new ResponseStep(StepKind.File, statusCode, headerBuffer, headerLength,
             File: new FileBody(file, offset, Math.Min(end, length) - offset)));
         Resolve(ref _pendingDisconnect, Py.None);
     }
@@ -381,7 +389,7 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
         if (!_sentFinal)
         {
             _sentFinal = true;
-            Steps.Add(new ResponseStep(StepKind.Fail, 0, null, 0, null, 0));
+            Steps.Add(new ResponseStep(StepKind.Fail, 0, null, 0));
         }
     }
 

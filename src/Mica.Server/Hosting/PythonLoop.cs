@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Mica.Server.Native;
+using Mica.Server.Python;
 
 namespace Mica.Server.Hosting;
 
@@ -51,6 +52,7 @@ internal sealed unsafe class PythonLoop : IDisposable
         // Reset before draining: a producer that enqueues after this point wakes us again,
         // one that enqueued before it is drained below.
         Volatile.Write(ref _wakePending, 0);
+        DeferredRelease.Run();
         while (_queue.TryDequeue(out var item))
         {
             try

@@ -161,6 +161,9 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
                         }
                         finally
                         {
+                            // Released before the app's thread hears of the flush, so that it finds
+                            // the chunk's bytes to drop (see DeferredRelease) when it goes on.
+                            step.Release();
                             OnChunkFlushed(ok);
                         }
                         continue;
@@ -199,14 +202,13 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
                 }
                 finally
                 {
-                    if (step.Headers is not null) ArrayPool<byte>.Shared.Return(step.Headers);
-                    if (step.Body is not null) ArrayPool<byte>.Shared.Return(step.Body);
-                    step.File?.Handle.Dispose();
+                    if (step.Kind != StepKind.Chunk) step.Release();   // a chunk is released above
                 }
             }
         }
         finally
         {
+            Steps.Close();
             await StopReadingAsync();
             services.AccessLog?.Record(AccessLogEntry());
             services.Drain.RequestEnded();
@@ -324,17 +326,17 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
             StartResponse(step);
             // The whole body is known: send it with a length rather than chunked. For HEAD, the
             // length GET would have, when the app gave the body (an empty one says nothing).
-            if (Response.Headers.ContentLength is null && (BodyAllowed || (StatusAllowsBody && step.BodyLength > 0)))
-                Response.Headers.ContentLength = step.BodyLength;
+            if (Response.Headers.ContentLength is null && (BodyAllowed || (StatusAllowsBody && step.Body.Length > 0)))
+                Response.Headers.ContentLength = step.Body.Length;
         }
-        if (step.BodyLength > 0 && BodyAllowed) await _responseBody.Writer.WriteAsync(step.Body.AsMemory(0, step.BodyLength));
+        if (step.Body.Length > 0 && BodyAllowed) await _responseBody.Writer.WriteAsync(step.Body.Memory);
     }
 
     private async ValueTask<bool> WriteChunkAsync(ResponseStep step)
     {
         if (step.Headers is not null) StartResponse(step);
-        var result = step.BodyLength > 0 && BodyAllowed
-            ? await _responseBody.Writer.WriteAsync(step.Body.AsMemory(0, step.BodyLength))
+        var result = step.Body.Length > 0 && BodyAllowed
+            ? await _responseBody.Writer.WriteAsync(step.Body.Memory)
             : await _responseBody.Writer.FlushAsync();
         return !result.IsCanceled && !result.IsCompleted && !Lifetime.RequestAborted.IsCancellationRequested;
     }

@@ -29,10 +29,19 @@ internal sealed record FileBody(SafeFileHandle Handle, long Offset, long Count);
 /// <summary>
 /// One thing the app asked to send. <see cref="Status"/>, <see cref="Reason"/> (WSGI's reason phrase;
 /// null for Kestrel's) and <see cref="Headers"/> (see <see cref="HeaderBlock"/>) are set on the first
-/// step only, when the response starts. Buffers are rented from the shared pool.
+/// step only, when the response starts. The header buffer is rented from the shared pool.
 /// </summary>
-internal readonly record struct ResponseStep(StepKind Kind, int Status, byte[]? Headers, int HeadersLength, byte[]? Body, int BodyLength,
-    string? Reason = null, FileBody? File = null);
+internal readonly record struct ResponseStep(StepKind Kind, int Status, byte[]? Headers, int HeadersLength, ResponseBody Body = default,
+    string? Reason = null, FileBody? File = null)
+{
+    /// <summary>Gives back what the step holds (header buffer, body, file) once it is written or dropped; exactly once.</summary>
+    public void Release()
+    {
+        if (Headers is not null) System.Buffers.ArrayPool<byte>.Shared.Return(Headers);
+        Body.Release();
+        File?.Handle.Dispose();
+    }
+}
 
 /// <summary>
 /// The steps of one response, from a Python thread (producer) to the request's Kestrel task
@@ -49,16 +58,22 @@ internal sealed class ResponseSteps(bool inline) : IValueTaskSource<ResponseStep
     private ManualResetValueTaskSourceCore<ResponseStep> _core;
     private readonly Queue<ResponseStep> _queued = new(2);
     private readonly Lock _lock = new();
-    private bool _waiting;
+    private bool _waiting, _closed;
 
     /// <param name="handOff">
     /// Continue on the thread pool even when inline: the producer has other work to go on with
     /// (a WSGI thread's next request), so the socket send is not its to wait for.
     /// </param>
-    public void Add(ResponseStep step, bool handOff = false)
+    /// <returns>False if the consumer has gone (<see cref="Close"/>): the step is released unsent.</returns>
+    public bool Add(ResponseStep step, bool handOff = false)
     {
         lock (_lock)
         {
+            if (_closed)
+            {
+                step.Release();
+                return false;
+            }
             if (_waiting)
             {
                 _waiting = false;
@@ -69,6 +84,20 @@ internal sealed class ResponseSteps(bool inline) : IValueTaskSource<ResponseStep
             {
                 _queued.Enqueue(step);
             }
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The consumer is done, normally or not: steps still queued, and any added later, are released
+    /// unsent, so that nothing they hold (a Python object among them) outlives the request.
+    /// </summary>
+    public void Close()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            while (_queued.TryDequeue(out var step)) step.Release();
         }
     }
 

@@ -74,19 +74,6 @@ internal static unsafe class PyStr
     }
 
     /// <summary>
-    /// A bytes object's contents copied into a buffer rented from the shared pool (null when
-    /// empty), for a Kestrel thread to write without the GIL and return to the pool.
-    /// </summary>
-    public static (byte[]? Buffer, int Length) CopyToPooled(nint bytes)
-    {
-        var data = AsSpan(bytes);
-        if (data.IsEmpty) return (null, 0);
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(data.Length);
-        data.CopyTo(buffer);
-        return (buffer, data.Length);
-    }
-
-    /// <summary>
     /// A str's UTF-8 form, borrowed from the str (valid while it lives); false, with no error
     /// left set, when the object is not a str.
     /// </summary>

@@ -85,7 +85,7 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
             if (!_sentFinal)
             {
                 _sentFinal = true;
-                _last = new ResponseStep(StepKind.Fail, 0, null, 0, null, 0);
+                _last = new ResponseStep(StepKind.Fail, 0, null, 0);
             }
         }
     }
@@ -154,24 +154,37 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
     public bool Send(nint status, nint headers, nint body, bool more)
     {
         if (_sentFinal) throw new PythonError(Py.ExcRuntimeError, "the response is already complete");
-        // The body first: if it is not bytes, nothing has been rented yet. (A buffer rented before
-        // an error elsewhere is only left to the garbage collector.)
-        var (bodyBuffer, bodyLength) = PyStr.CopyToPooled(body);
-        var (code, reason) = status == Py.None ? (0, null) : ParseStatus(status);
+        // The body first: if it is not bytes, nothing has been taken yet.
+        var content = ResponseBody.FromPython(body);
+        var (code, reason) = (0, (string?)null);
         byte[]? headerBuffer = null;
         var headerLength = 0;
-        if (status != Py.None) (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, HeaderForm.Latin1Text);
+        if (status != Py.None)
+        {
+            try
+            {
+                (code, reason) = ParseStatus(status);
+                (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, HeaderForm.Latin1Text);
+            }
+            catch
+            {
+                content.Release();
+                throw;
+            }
+        }
         if (!more)
         {
             _sentFinal = true;
-            _last = new ResponseStep(StepKind.Final, code, headerBuffer, headerLength, bodyBuffer, bodyLength, reason);
+            _last = new ResponseStep(StepKind.Final, code, headerBuffer, headerLength, content, reason);
             return true;
         }
         using (GilRelease.Begin())
         {
-            Steps.Add(new ResponseStep(StepKind.Chunk, code, headerBuffer, headerLength, bodyBuffer, bodyLength, reason));
-            _flushed.Wait();
+            // Not added once the request's Kestrel task has ended: nothing will flush it.
+            if (Steps.Add(new ResponseStep(StepKind.Chunk, code, headerBuffer, headerLength, content, reason))) _flushed.Wait();
+            else _flushOk = false;
         }
+        DeferredRelease.Run();   // the chunk's bytes, among others
         return _flushOk;
     }
 
@@ -199,7 +212,7 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
             throw;
         }
         _sentFinal = true;
-        _last = new ResponseStep(StepKind.File, code, headerBuffer, headerLength, null, 0, reason, file);
+        _last = new ResponseStep(StepKind.File, code, headerBuffer, headerLength, default, reason, file);
     }
 
     /// <summary>"200 OK" → (200, "OK"). PEP 3333: three digits, a space, a reason phrase.</summary>

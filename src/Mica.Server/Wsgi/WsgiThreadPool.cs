@@ -231,6 +231,7 @@ internal sealed class WsgiThreadPool
                         if (measure) mark = AddTime(ref _pool._idleTicks, mark);
                         Py.EvalRestoreThread(threadState);
                         if (measure) mark = AddTime(ref _pool._gilWaitTicks, mark);
+                        DeferredRelease.Run();
                         try
                         {
                             for (var next = exchange; next is not null; next = count < BatchLimit ? _pool.TakeQueued() : null)

@@ -13,6 +13,14 @@ public static class TestData
         return data;
     }
 
+    /// <summary>The test apps' pattern(size): 0, 1, ..., 250, 0, 1, ... (a period prime to the block sizes).</summary>
+    public static byte[] Pattern(int size)
+    {
+        var data = new byte[size];
+        for (var i = 0; i < size; i++) data[i] = (byte)(i % 251);
+        return data;
+    }
+
     /// <summary>Lowercase hex SHA-256, as Python's hashlib hexdigest() writes it.</summary>
     public static string Sha256(byte[] data) => Convert.ToHexStringLower(SHA256.HashData(data));
 }
