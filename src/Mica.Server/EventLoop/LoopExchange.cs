@@ -20,15 +20,31 @@ namespace Mica.Server.EventLoop;
 /// only.
 /// </summary>
 /// <remarks>
-/// Over HTTP/1.1 the response is written on the thread pool: writing there means a socket send,
-/// which must not hold up the event loop. Over HTTP/2 a response only becomes frames queued for
-/// the connection's own writer, so the Python thread writes it inline and saves a thread hop
-/// (bench/http2_hello.py, now bench/suite.py --scenarios http2: ~55k → ~61k requests/s, server CPU 23 → 22 µs per request).
+/// Where the response is written. Over HTTP/2 a response only becomes frames queued for the
+/// connection's own writer, so the Python thread writes it inline and saves a thread hop
+/// (bench/suite.py --scenarios http2: ~55k → ~61k requests/s, server CPU 23 → 22 µs per request).
+/// Over HTTP/1.1 writing costs the Python thread about 5 µs (Kestrel's response path, up to the
+/// socket send it schedules): under load the thread pool does it, so the one Python thread
+/// only runs the app. With few requests in flight (<see cref="InlineWritesUpTo"/>) the thread pool
+/// would first have to wake up a thread for each response, which costs more than the write, so
+/// the Python thread writes it (bench: wrk -c8, 1.23x requests/s at 0.72x server CPU per request;
+/// -c64 and -c128 unchanged).
 /// </remarks>
 internal sealed class LoopExchange(LoopServer server, IFeatureCollection features)
-    : HttpExchange(server.Services, features, inlineSteps: features.GetRequiredFeature<IHttpRequestFeature>().Protocol == "HTTP/2"), IPythonWork
+    : HttpExchange(server.Services, features), IPythonWork
 {
     private readonly LoopServer _server = server;
+    private readonly bool _http2 = features.GetRequiredFeature<IHttpRequestFeature>().Protocol == "HTTP/2";
+
+    /// <summary>Up to this many requests in flight in the worker, an HTTP/1.1 response is written on the Python thread.</summary>
+    private const int InlineWritesUpTo = 8;
+
+    /// <summary>
+    /// Whether a body step is written on the thread pool rather than on the Python thread: see the
+    /// remarks. Other steps (file, upgrade, 100-continue, failure) always go to the pool over HTTP/1.1.
+    /// </summary>
+    private bool WriteOnPool => !_http2 && _server.Services.Drain.RequestsInFlight > InlineWritesUpTo;
+
     // Work kinds posted to the Python thread.
     private const int DispatchWork = 0, BodyRead = 1, Aborted = 2, Flushed = 3, Accepted = 4, ContinueHandled = 5;
 
@@ -215,7 +231,7 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
         {
             // The first read goes after whatever the response has written so far (see StepKind.Continue).
             ExpectsContinue = false;
-            if (!Steps.Add(new ResponseStep(StepKind.Continue, 0, null, 0))) Resolve(ref _pendingReceive, Py.None);
+            if (!Steps.Add(new ResponseStep(StepKind.Continue, 0, null, 0), !_http2)) Resolve(ref _pendingReceive, Py.None);
             return;
         }
         StartRead();
@@ -276,7 +292,7 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
         Py.IncRef(future);
         _pendingAccept = future;
         _sentFinal = true;
-        if (!Steps.Add(new ResponseStep(StepKind.Upgrade, 101, headerBuffer, headerLength, default, protocol))) Resolve(ref _pendingAccept, Py.False);
+        if (!Steps.Add(new ResponseStep(StepKind.Upgrade, 101, headerBuffer, headerLength, default, protocol), !_http2)) Resolve(ref _pendingAccept, Py.False);
     }
 
     /// <summary>The accepted websocket, for the <c>_mica.ws_*</c> calls.</summary>
@@ -324,12 +340,12 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
             Py.IncRef(future);
             _pendingFlush = future;
             // Not added once the request's Kestrel task has ended: nothing will flush it.
-            if (!Steps.Add(new ResponseStep(StepKind.Chunk, statusCode, headerBuffer, headerLength, content))) Resolve(ref _pendingFlush, Py.False);
+            if (!Steps.Add(new ResponseStep(StepKind.Chunk, statusCode, headerBuffer, headerLength, content), WriteOnPool)) Resolve(ref _pendingFlush, Py.False);
         }
         else
         {
             _sentFinal = true;
-            Steps.Add(new ResponseStep(StepKind.Final, statusCode, headerBuffer, headerLength, content));
+            Steps.Add(new ResponseStep(StepKind.Final, statusCode, headerBuffer, headerLength, content), WriteOnPool);
             // Like uvicorn: once the response is complete, a receive() waiting for the disconnect returns.
             Resolve(ref _pendingDisconnect, Py.None);
         }
@@ -361,7 +377,7 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
         var offset = Math.Min(start, length);
         _sentFinal = true;
         Steps.Add(new ResponseStep(StepKind.File, statusCode, headerBuffer, headerLength,
-            File: new FileBody(file, offset, Math.Min(end, length) - offset)));
+            File: new FileBody(file, offset, Math.Min(end, length) - offset)), !_http2);
         Resolve(ref _pendingDisconnect, Py.None);
     }
 
@@ -389,7 +405,7 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
         if (!_sentFinal)
         {
             _sentFinal = true;
-            Steps.Add(new ResponseStep(StepKind.Fail, 0, null, 0));
+            Steps.Add(new ResponseStep(StepKind.Fail, 0, null, 0), !_http2);
         }
     }
 

@@ -90,6 +90,8 @@ internal sealed class ConnectionDrain
 
     public void RequestEnded() => Interlocked.Decrement(ref _requestsInFlight);
 
+    public int RequestsInFlight => Volatile.Read(ref _requestsInFlight);
+
     public void BeginDrain()
     {
         KeepAlive = false;

@@ -13,7 +13,7 @@ namespace Mica.Server.Http;
 /// this task waits for the next step, by the interface's Python thread reading the body; never once
 /// the response is complete, because Kestrel reuses them for the connection's next request.
 /// </summary>
-internal abstract class HttpExchange(ExchangeServices services, IFeatureCollection features, bool inlineSteps)
+internal abstract class HttpExchange(ExchangeServices services, IFeatureCollection features)
 {
     private static readonly byte[] InternalServerError = "Internal Server Error"u8.ToArray();
     private static readonly byte[] Forbidden = "Forbidden"u8.ToArray();
@@ -39,7 +39,7 @@ internal abstract class HttpExchange(ExchangeServices services, IFeatureCollecti
     protected readonly IHttpResponseFeature Response = features.GetRequiredFeature<IHttpResponseFeature>();
     private readonly IHttpResponseBodyFeature _responseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();
     protected readonly IHttpRequestLifetimeFeature Lifetime = features.GetRequiredFeature<IHttpRequestLifetimeFeature>();
-    protected readonly ResponseSteps Steps = new(inlineSteps);
+    protected readonly ResponseSteps Steps = new();
 
     protected PipeReader BodyReader => Features.GetRequiredFeature<IRequestBodyPipeFeature>().Reader;
 

@@ -47,13 +47,7 @@ internal readonly record struct ResponseStep(StepKind Kind, int Status, byte[]? 
 /// The steps of one response, from a Python thread (producer) to the request's Kestrel task
 /// (the single consumer). Reusable awaiting without allocation.
 /// </summary>
-/// <param name="inline">
-/// Run the Kestrel task's continuation on the producing thread: WSGI threads (which add steps with
-/// the GIL released, and write the chunks of a streamed response themselves while they wait for
-/// them), and the ASGI event loop for HTTP/2 (where writing only queues frames). Otherwise
-/// continuations run on the thread pool: the event loop must not wait on HTTP/1.1 socket sends.
-/// </param>
-internal sealed class ResponseSteps(bool inline) : IValueTaskSource<ResponseStep>
+internal sealed class ResponseSteps : IValueTaskSource<ResponseStep>
 {
     private ManualResetValueTaskSourceCore<ResponseStep> _core;
     private readonly Queue<ResponseStep> _queued = new(2);
@@ -61,8 +55,11 @@ internal sealed class ResponseSteps(bool inline) : IValueTaskSource<ResponseStep
     private bool _waiting, _closed;
 
     /// <param name="handOff">
-    /// Continue on the thread pool even when inline: the producer has other work to go on with
-    /// (a WSGI thread's next request), so the socket send is not its to wait for.
+    /// Where the Kestrel task goes on with the step, if it is waiting for one: false, on the
+    /// producing thread, at once (a WSGI thread writes the chunks of a streamed response itself,
+    /// since it waits for them anyway; the event loop writes where that is cheaper than a thread
+    /// hop, see <see cref="EventLoop.LoopExchange"/>); true, on the thread pool, while the producer
+    /// goes on with other work.
     /// </param>
     /// <returns>False if the consumer has gone (<see cref="Close"/>): the step is released unsent.</returns>
     public bool Add(ResponseStep step, bool handOff = false)
@@ -77,7 +74,7 @@ internal sealed class ResponseSteps(bool inline) : IValueTaskSource<ResponseStep
             if (_waiting)
             {
                 _waiting = false;
-                _core.RunContinuationsAsynchronously = !inline || handOff;
+                _core.RunContinuationsAsynchronously = handOff;
                 _core.SetResult(step);
             }
             else

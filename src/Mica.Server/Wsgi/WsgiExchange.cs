@@ -21,7 +21,7 @@ namespace Mica.Server.Wsgi;
 /// 9.2 -> 5.0-6.5 us for 10 B bodies, 27-37 -> 8.5-10.5 us for 100 KiB, requests/s unchanged on 2 cores).
 /// </summary>
 internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection features)
-    : HttpExchange(server.Services, features, inlineSteps: true)
+    : HttpExchange(server.Services, features)
 {
     private readonly WsgiServer _server = server;
     private readonly SemaphoreSlim _flushed = new(0, 1);
