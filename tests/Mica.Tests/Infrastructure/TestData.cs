@@ -21,6 +21,19 @@ public static class TestData
         return data;
     }
 
+    /// <summary>
+    /// GETs a test app's /large route (<paramref name="query"/> says how the app sends it) and checks
+    /// the body is pattern(size), 1 MiB and a little: large bodies are read by Kestrel from the app's
+    /// own bytes objects, not copied first.
+    /// </summary>
+    public static async Task AssertLargeBodyAsync(HttpClient client, string query)
+    {
+        const int size = 1_048_593;
+        var body = await client.GetByteArrayAsync($"/large?size={size}&{query}");
+        Xunit.Assert.Equal(size, body.Length);
+        Xunit.Assert.Equal(Sha256(Pattern(size)), Sha256(body));
+    }
+
     /// <summary>Lowercase hex SHA-256, as Python's hashlib hexdigest() writes it.</summary>
     public static string Sha256(byte[] data) => Convert.ToHexStringLower(SHA256.HashData(data));
 }
