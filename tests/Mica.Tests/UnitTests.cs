@@ -1,6 +1,7 @@
 using System.Text;
 using Mica.Cli;
 using Mica.Server.Asgi;
+using Mica.Server.Hosting;
 using Mica.Server.Http;
 using Xunit;
 
@@ -250,5 +251,33 @@ public sealed class Http1FuzzerTests
             var bytes = fuzzer.Case(i);
             Assert.Equal(bytes, Infrastructure.Http1Corpus.Unescape(Infrastructure.Http1Corpus.Escape(bytes), m => new InvalidDataException(m)));
         }
+    }
+}
+
+/// <summary>ConnectionDrain's wait before a draining worker stops Kestrel.</summary>
+public sealed class ConnectionDrainTests
+{
+    [Fact]
+    public async Task No_connection_left_is_not_trusted_right_after_activity()
+    {
+        // A connection just accepted is not counted until Kestrel's pipeline starts for it; an
+        // accept and a request both mark activity, which stands in for that accept here.
+        var drain = new ConnectionDrain();
+        drain.BeginDrain();
+        drain.RequestStarted();
+        drain.RequestEnded();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await drain.WaitUntilQuietAsync(TimeSpan.FromSeconds(5));
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(30), TimeSpan.FromSeconds(2));
+    }
+
+    [Fact]
+    public async Task An_idle_worker_with_no_connection_stops_at_once()
+    {
+        var drain = new ConnectionDrain();   // no activity ever
+        drain.BeginDrain();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await drain.WaitUntilQuietAsync(TimeSpan.FromSeconds(5));
+        Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(40), $"waited {clock.Elapsed.TotalMilliseconds:0} ms");
     }
 }

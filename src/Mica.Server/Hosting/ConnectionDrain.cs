@@ -17,6 +17,8 @@ namespace Mica.Server.Hosting;
 ///    idle), or after the time limit. An accept already pending when draining began can still
 ///    hand over a connection whose request has not arrived yet: counting accepts as activity gives
 ///    that request the quiet period to start, where closing the connection as idle would fail it.
+///    Kestrel counts such a connection only once its pipeline starts, on the thread pool; until
+///    then none seems left, so that exit waits for <see cref="AcceptGrace"/> after the last accept.
 /// 4. Only then is Kestrel stopped.
 ///
 /// Measured with bench-style load (wrk -c16, 5 SIGHUPs, 2 workers): see the commit that added this.
@@ -24,6 +26,7 @@ namespace Mica.Server.Hosting;
 internal sealed class ConnectionDrain
 {
     private static readonly TimeSpan QuietPeriod = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan AcceptGrace = TimeSpan.FromMilliseconds(50);
 
     private readonly TaskCompletionSource _draining = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _drainingToken = new();
@@ -104,9 +107,9 @@ internal sealed class ConnectionDrain
         var deadline = Environment.TickCount64 + (long)limit.TotalMilliseconds;
         while (Environment.TickCount64 < deadline)
         {
-            if (Volatile.Read(ref _connections) == 0) return;
-            if (Volatile.Read(ref _requestsInFlight) == 0 &&
-                Environment.TickCount64 - Volatile.Read(ref _lastActivity) >= QuietPeriod.TotalMilliseconds) return;
+            var sinceActivity = Environment.TickCount64 - Volatile.Read(ref _lastActivity);
+            if (Volatile.Read(ref _connections) == 0 && sinceActivity >= AcceptGrace.TotalMilliseconds) return;
+            if (Volatile.Read(ref _requestsInFlight) == 0 && sinceActivity >= QuietPeriod.TotalMilliseconds) return;
             await Task.Delay(20);
         }
     }
