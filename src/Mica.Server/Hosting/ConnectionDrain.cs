@@ -8,15 +8,17 @@ namespace Mica.Server.Hosting;
 /// Stopping Kestrel straight away closes idle keep-alive connections while their clients may
 /// already be sending the next request, and drops connections accepted but not yet read. So:
 ///
-/// 1. <see cref="BeginDrain"/> stops accepting: connections still queued on the shared listening
-///    socket are left to the other workers (the master owns the socket; they all accept from it).
+/// 1. <see cref="BeginDrain"/> stops accepting, an accept already pending included: connections
+///    still queued on the shared listening socket are left to the other workers (the master owns
+///    the socket; they all accept from it).
 /// 2. Every response from then on carries <c>Connection: close</c> (<see cref="KeepAlive"/>), so
 ///    each open connection ends cleanly after its next response.
 /// 3. <see cref="WaitUntilQuietAsync"/> returns once no connection is left, or once no request has
 ///    started and no connection been accepted for <see cref="QuietPeriod"/> (what remains is
-///    idle), or after the time limit. An accept already pending when draining began can still
-///    hand over a connection whose request has not arrived yet: counting accepts as activity gives
-///    that request the quiet period to start, where closing the connection as idle would fail it.
+///    idle), or after the time limit. The accept pending when draining begins is cancelled, but
+///    may still hand over a connection the kernel gave it just before, whose request has not
+///    arrived yet: counting accepts as activity gives that request the quiet period to start,
+///    where closing the connection as idle would fail it.
 ///    Kestrel counts such a connection only once its pipeline starts, on the thread pool; until
 ///    then none seems left, so that exit waits for <see cref="AcceptGrace"/> after the last accept.
 /// 4. Only then is Kestrel stopped.
@@ -123,17 +125,25 @@ internal sealed class ConnectionDrain
 
         public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
         {
-            if (drain._draining.Task.IsCompleted)
+            if (!drain._draining.Task.IsCompleted)
             {
-                // Not accepting: wait for Kestrel to unbind, then report the listener closed.
-                using var stop = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, cancellationToken);
-                try { await Task.Delay(Timeout.Infinite, stop.Token); }
-                catch (OperationCanceledException) { }
-                return null;
+                // The accept is cancelled when draining begins, so that connections arriving from
+                // then on stay queued on the shared socket for the other workers. (One the kernel
+                // handed over just before still comes back, and is served.)
+                using var accepting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, drain.Draining);
+                try
+                {
+                    var connection = await inner.AcceptAsync(accepting.Token);
+                    if (connection is not null) Volatile.Write(ref drain._lastActivity, Environment.TickCount64);
+                    return connection;
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested) { }
             }
-            var connection = await inner.AcceptAsync(cancellationToken);
-            if (connection is not null) Volatile.Write(ref drain._lastActivity, Environment.TickCount64);
-            return connection;
+            // Not accepting: wait for Kestrel to unbind, then report the listener closed.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, cancellationToken);
+            try { await Task.Delay(Timeout.Infinite, stop.Token); }
+            catch (OperationCanceledException) { }
+            return null;
         }
 
         public async ValueTask UnbindAsync(CancellationToken cancellationToken = default)
