@@ -317,24 +317,17 @@ internal sealed class LoopExchange(LoopServer server, IFeatureCollection feature
     public unsafe void Send(nint status, nint headers, nint body, bool more, nint future)
     {
         if (_sentFinal) throw new PythonError(Py.ExcRuntimeError, "the response is already complete");
-        // The body first: if it is not bytes, nothing has been taken yet.
-        var content = ResponseBody.FromPython(body);
         byte[]? headerBuffer = null;
         var headerLength = 0;
         var statusCode = 0;
         if (status != Py.None)
         {
-            try
-            {
-                statusCode = StatusCode(status);
-                (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, _server.HeaderForm);
-            }
-            catch
-            {
-                content.Release();
-                throw;
-            }
+            statusCode = StatusCode(status);
+            (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, _server.HeaderForm);
         }
+        // The body last, as it may hold a Python reference: if it is not bytes, the header buffer
+        // rented above is only left to the garbage collector.
+        var content = ResponseBody.FromPython(body);
         if (more)
         {
             Py.IncRef(future);

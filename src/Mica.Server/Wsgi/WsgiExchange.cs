@@ -154,24 +154,13 @@ internal sealed class WsgiExchange(WsgiServer server, IFeatureCollection feature
     public bool Send(nint status, nint headers, nint body, bool more)
     {
         if (_sentFinal) throw new PythonError(Py.ExcRuntimeError, "the response is already complete");
-        // The body first: if it is not bytes, nothing has been taken yet.
-        var content = ResponseBody.FromPython(body);
-        var (code, reason) = (0, (string?)null);
+        var (code, reason) = status == Py.None ? (0, null) : ParseStatus(status);
         byte[]? headerBuffer = null;
         var headerLength = 0;
-        if (status != Py.None)
-        {
-            try
-            {
-                (code, reason) = ParseStatus(status);
-                (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, HeaderForm.Latin1Text);
-            }
-            catch
-            {
-                content.Release();
-                throw;
-            }
-        }
+        if (status != Py.None) (headerBuffer, headerLength) = HeaderBlock.FromPython(headers, HeaderForm.Latin1Text);
+        // The body last, as it may hold a Python reference: if it is not bytes, the header buffer
+        // rented above is only left to the garbage collector.
+        var content = ResponseBody.FromPython(body);
         if (!more)
         {
             _sentFinal = true;
